@@ -1,0 +1,340 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+// FileName is the config file looked up beside pb_data.
+const FileName = "pb_processes.json"
+
+// File is a loaded config file.
+type File struct {
+	// Path is the file's path as given.
+	Path string
+	// Processes are the entries in file order, with Cwd made absolute.
+	// Entries that have errors are included as far as they decoded, so
+	// that a caller can show them as errored; Errors.ForIndex tells them.
+	Processes []Process
+}
+
+// Load reads and validates a config file. A missing file is reported as
+// an error wrapping fs.ErrNotExist. Validation problems come back as
+// Errors together with the file, so that valid entries can still run.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("processman: read %s: %w", path, err)
+	}
+	return Parse(data, path)
+}
+
+// Parse validates data as the contents of the config file at path (used
+// to resolve relative directories and in messages). Every problem is
+// reported, each with its JSON path and a hint: syntax errors (with
+// line:column), unknown fields, wrong types, invalid or duplicate names,
+// missing script, and directories or env files that do not exist.
+func Parse(data []byte, path string) (*File, error) {
+	baseDir, _ := filepath.Abs(filepath.Dir(path))
+	file := &File{Path: path}
+
+	if err := checkSyntax(data, path); err != nil {
+		return nil, Errors{*err}
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return nil, Errors{{File: path, Index: -1, Message: err.Error()}}
+	}
+
+	schema, _ := loadSchema()
+	var errs Errors
+	var verr *jsonschema.ValidationError
+	if err := schema.Validate(inst); errors.As(err, &verr) {
+		errs = append(errs, translate(verr, path, inst)...)
+	}
+
+	// Decode entry by entry, so that one bad entry does not hide the rest.
+	var doc struct {
+		Processes []json.RawMessage `json:"processes"`
+	}
+	_ = json.Unmarshal(data, &doc) // shape already checked by the schema
+	for i, raw := range doc.Processes {
+		var p Process
+		if err := json.Unmarshal(raw, &p); err != nil && len(errs.ForIndex(i)) == 0 {
+			errs = append(errs, Error{File: path, Path: fmt.Sprintf("/processes/%d", i), Index: i, Message: err.Error()})
+		}
+		p.Cwd = resolveDir(baseDir, p.Cwd)
+		file.Processes = append(file.Processes, p)
+	}
+	for i := range errs {
+		if errs[i].Index >= 0 && errs[i].Index < len(file.Processes) {
+			errs[i].Process = file.Processes[errs[i].Index].Name
+		}
+	}
+
+	errs = append(errs, Check(file.Processes, path)...)
+	if len(errs) > 0 {
+		return file, errs.sorted()
+	}
+	return file, nil
+}
+
+// Check validates processes beyond the schema: names, duplicates, the
+// existence of cwd and env_file, and values the schema cannot express.
+// It is used for config files and for processes registered from Go
+// (file is empty then). Cwd must already be absolute.
+func Check(processes []Process, file string) Errors {
+	var errs Errors
+	seen := map[string]int{}
+	for i, p := range processes {
+		add := func(field, msg, hint string) {
+			errs = append(errs, Error{File: file, Path: fmt.Sprintf("/processes/%d/%s", i, field), Index: i, Process: p.Name, Message: msg, Hint: hint})
+		}
+		switch {
+		case p.Name == "":
+			add("name", "missing name", fieldHint("name"))
+		case !namePattern().MatchString(p.Name):
+			if file == "" { // files get this from the schema
+				add("name", fmt.Sprintf("invalid name %q", p.Name), fieldHint("name"))
+			}
+		default:
+			if first, dup := seen[p.Name]; dup {
+				add("name", fmt.Sprintf("duplicate name %q, already used by /processes/%d", p.Name, first), "give every process a unique name")
+			} else {
+				seen[p.Name] = i
+			}
+		}
+		if strings.TrimSpace(p.Script) == "" && file == "" {
+			add("script", "missing script", fieldHint("script"))
+		}
+		if p.Cwd != "" {
+			if st, err := os.Stat(p.Cwd); err != nil {
+				add("cwd", fmt.Sprintf("directory %s does not exist", p.Cwd), "create it or fix the path (relative paths start from the config file's directory)")
+			} else if !st.IsDir() {
+				add("cwd", fmt.Sprintf("%s is not a directory", p.Cwd), "point cwd at a directory")
+			}
+		}
+		if p.EnvFile != "" {
+			envFile := p.EnvFile
+			if !filepath.IsAbs(envFile) {
+				envFile = filepath.Join(p.Cwd, envFile)
+			}
+			if _, err := os.Stat(envFile); err != nil {
+				add("env_file", fmt.Sprintf("env file %s not found", envFile), "create it or fix the path (relative to cwd)")
+			}
+		}
+		if file == "" {
+			errs = append(errs, checkGoValues(p, add)...)
+		}
+	}
+	return errs
+}
+
+// checkGoValues checks what the schema checks for files, for processes
+// registered from Go.
+func checkGoValues(p Process, add func(field, msg, hint string)) Errors {
+	if p.Restart != "" && !slices.Contains([]string{RestartAlways, RestartOnFailure, RestartNever}, p.Restart) {
+		add("restart", fmt.Sprintf("unknown restart policy %q", p.Restart), `use "always", "on-failure" or "never"`)
+	}
+	if p.KillSignal != "" {
+		if _, err := ParseSignal(p.KillSignal); err != nil {
+			add("kill_signal", err.Error(), "")
+		}
+	}
+	if p.MaxRestarts < -1 {
+		add("max_restarts", fmt.Sprintf("max_restarts %d is below -1", p.MaxRestarts), "use -1 for no limit, or a positive count")
+	}
+	if p.BackoffFactor != 0 && p.BackoffFactor < 1 {
+		add("backoff_factor", fmt.Sprintf("backoff_factor %g is below 1", p.BackoffFactor), "use 1 for a fixed delay, or more to grow it")
+	}
+	return nil
+}
+
+// resolveDir makes dir absolute against base; empty means base.
+func resolveDir(base, dir string) string {
+	if dir == "" {
+		return base
+	}
+	if strings.HasPrefix(dir, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(home, dir[2:])
+		}
+	}
+	if filepath.IsAbs(dir) {
+		return filepath.Clean(dir)
+	}
+	return filepath.Join(base, dir)
+}
+
+// checkSyntax reports a JSON syntax error with its line and column.
+func checkSyntax(data []byte, path string) *Error {
+	var v any
+	err := json.Unmarshal(data, &v)
+	if err == nil {
+		return nil
+	}
+	e := &Error{File: path, Index: -1, Message: "invalid JSON: " + err.Error(), Hint: "fix the JSON syntax (a missing comma or quote, or a trailing comma)"}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		e.Line, e.Column = lineColumn(data, syn.Offset)
+	}
+	return e
+}
+
+// lineColumn converts a byte offset to a 1-based line and column.
+func lineColumn(data []byte, offset int64) (int, int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(offset) - bytes.LastIndexByte(before, '\n')
+	if offset > 0 && col > 1 {
+		col-- // the offset points just past the offending byte
+	}
+	return line, col
+}
+
+// translate turns the schema validator's error tree into one Error per
+// problem, with hints taken from the schema.
+func translate(verr *jsonschema.ValidationError, file string, inst any) Errors {
+	var errs Errors
+	var walk func(v *jsonschema.ValidationError)
+	walk = func(v *jsonschema.ValidationError) {
+		if len(v.Causes) > 0 {
+			for _, c := range v.Causes {
+				walk(c)
+			}
+			return
+		}
+		errs = append(errs, describe(v, file, inst)...)
+	}
+	walk(verr)
+	return errs
+}
+
+func describe(v *jsonschema.ValidationError, file string, inst any) Errors {
+	loc := v.InstanceLocation
+	e := Error{File: file, Path: pointer(loc), Index: -1}
+	if len(loc) >= 2 && loc[0] == "processes" {
+		e.Index, _ = strconv.Atoi(loc[1])
+	}
+	field := ""
+	if len(loc) >= 3 {
+		field = loc[2]
+	}
+	inEntry := len(loc) == 2 && loc[0] == "processes"
+
+	switch k := v.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		known := []string{"$schema", "processes"}
+		if inEntry {
+			known = processFields()
+		}
+		var out Errors
+		for _, prop := range k.Properties {
+			u := e
+			u.Path = pointer(append(slices.Clone(loc), prop))
+			u.Message = fmt.Sprintf("unknown field %q", prop)
+			if s := suggest(prop, known); s != "" {
+				u.Hint = fmt.Sprintf("did you mean %q?", s)
+			} else {
+				u.Hint = "remove it; the known fields are listed in docs/config.md"
+			}
+			out = append(out, u)
+		}
+		return out
+	case *kind.Required:
+		var out Errors
+		for _, m := range k.Missing {
+			u := e
+			u.Path = pointer(append(slices.Clone(loc), m))
+			u.Message = fmt.Sprintf("missing required field %q", m)
+			if inEntry {
+				u.Hint = fieldHint(m)
+			} else {
+				u.Hint = `write {"processes": [ ... ]}`
+			}
+			out = append(out, u)
+		}
+		return out
+	case *kind.Type:
+		e.Message = fmt.Sprintf("expected %s, got %s%s", strings.Join(k.Want, " or "), k.Got, valueSuffix(inst, loc))
+		e.Hint = fieldHint(field)
+		if e.Hint == "" && k.Got == "string" && slices.Contains(k.Want, "integer") {
+			e.Hint = "write the number without quotes"
+		}
+	case *kind.Enum:
+		e.Message = fmt.Sprintf("invalid value %v", quoteAny(k.Got))
+		opts := make([]string, len(k.Want))
+		for i, w := range k.Want {
+			opts[i] = quoteAny(w)
+		}
+		e.Hint = "use one of " + strings.Join(opts, ", ")
+	case *kind.Pattern:
+		e.Message = fmt.Sprintf("invalid value %q", k.Got)
+		e.Hint = fieldHint(field)
+	default:
+		e.Message = v.ErrorKind.LocalizedString(nil)
+		e.Hint = fieldHint(field)
+	}
+	return Errors{e}
+}
+
+func pointer(loc []string) string {
+	if len(loc) == 0 {
+		return "/"
+	}
+	esc := make([]string, len(loc))
+	for i, s := range loc {
+		esc[i] = strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+	}
+	return "/" + strings.Join(esc, "/")
+}
+
+// valueSuffix shows the offending value when it is short.
+func valueSuffix(inst any, loc []string) string {
+	v := inst
+	for _, tok := range loc {
+		switch c := v.(type) {
+		case map[string]any:
+			v = c[tok]
+		case []any:
+			i, _ := strconv.Atoi(tok)
+			if i < 0 || i >= len(c) {
+				return ""
+			}
+			v = c[i]
+		default:
+			return ""
+		}
+	}
+	s := quoteAny(v)
+	if len(s) > 40 {
+		return ""
+	}
+	return " " + s
+}
+
+func quoteAny(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

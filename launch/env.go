@@ -1,0 +1,103 @@
+package launch
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"path/filepath"
+	"strings"
+
+	"github.com/joho/godotenv"
+	"github.com/processman/processman/config"
+)
+
+// Env is an ordered environment that remembers which variables the
+// process config set itself (env_file or env) rather than inherited.
+type Env struct {
+	keys []string
+	vals map[string]string
+	own  map[string]bool
+}
+
+// NewEnv parses KEY=value entries; later entries win.
+func NewEnv(list []string) *Env {
+	e := &Env{vals: map[string]string{}, own: map[string]bool{}}
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			e.Set(k, v)
+		}
+	}
+	return e
+}
+
+// Get returns the value of key, or "".
+func (e *Env) Get(key string) string { return e.vals[key] }
+
+// IsOwn reports whether the process config set key.
+func (e *Env) IsOwn(key string) bool { return e.own[key] }
+
+// Set sets key, keeping its position if it exists.
+func (e *Env) Set(key, value string) {
+	if _, ok := e.vals[key]; !ok {
+		e.keys = append(e.keys, key)
+	}
+	e.vals[key] = value
+}
+
+// Unset removes key.
+func (e *Env) Unset(key string) {
+	if _, ok := e.vals[key]; !ok {
+		return
+	}
+	delete(e.vals, key)
+	for i, k := range e.keys {
+		if k == key {
+			e.keys = append(e.keys[:i], e.keys[i+1:]...)
+			break
+		}
+	}
+}
+
+// List returns KEY=value entries.
+func (e *Env) List() []string {
+	out := make([]string, 0, len(e.keys))
+	for _, k := range e.keys {
+		out = append(out, k+"="+e.vals[k])
+	}
+	return out
+}
+
+// Environment builds the child's environment, later layers winning:
+// PocketBase's environment, then the variables processman injects, then
+// env_file, then env. It returns the names that came from env_file.
+func Environment(p config.Process, baseEnv []string, inject map[string]string) (*Env, []string, error) {
+	env := NewEnv(baseEnv)
+	for _, k := range sortedKeys(inject) {
+		env.Set(k, inject[k])
+	}
+	var fileKeys []string
+	if p.EnvFile != "" {
+		path := p.EnvFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(p.Cwd, path)
+		}
+		values, err := godotenv.Read(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("process %q: env_file %s: %w", p.Name, path, err)
+		}
+		fileKeys = sortedKeys(values)
+		for _, k := range fileKeys {
+			env.Set(k, values[k])
+			env.own[k] = true
+		}
+	}
+	for _, k := range sortedKeys(p.Env) {
+		env.Set(k, p.Env[k])
+		env.own[k] = true
+	}
+	return env, fileKeys, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,189 @@
+// Package launch turns a process config into the exact command to run:
+// the interpreter picked by the script's extension, a Python virtualenv
+// found and activated the way `activate` would, commands looked up in
+// the venv's bin, node_modules/.bin and PATH, and the child's
+// environment. Nothing runs through a shell.
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/processman/processman/config"
+)
+
+// ErrNotFound is wrapped by errors about a missing interpreter, script
+// or command.
+var ErrNotFound = errors.New("not found")
+
+// Command is a resolved command line.
+type Command struct {
+	// Path is the absolute path of the program to execute.
+	Path string
+	// Args is the full argv, Args[0] included.
+	Args []string
+	// Dir is the working directory.
+	Dir string
+	// Env is the child's environment.
+	Env []string
+	// Runtime is what runs the script: "python", "node", "tsx", "bash"
+	// or "exec" for a program run directly.
+	Runtime string
+	// Venv is the activated virtualenv, if any.
+	Venv string
+	// EnvFileKeys lists the variables that came from env_file; their
+	// values are treated as secrets wherever the environment is shown.
+	EnvFileKeys []string
+}
+
+// String is the command line, for logs.
+func (c *Command) String() string {
+	return strings.Join(c.Args, " ")
+}
+
+// runtimes maps script extensions to what runs them.
+var runtimes = map[string]string{
+	".py":  "python",
+	".js":  "node",
+	".mjs": "node",
+	".cjs": "node",
+	".ts":  "tsx",
+	".mts": "tsx",
+	".cts": "tsx",
+	".sh":  "bash",
+}
+
+// interpreterCommands are the commands looked up for each runtime.
+var interpreterCommands = map[string][]string{
+	"python": {"python3", "python"},
+	"node":   {"node"},
+	"tsx":    {"tsx"},
+	"bash":   {"bash"},
+}
+
+var installHints = map[string]string{
+	"python": "install Python 3, or create a virtualenv in cwd (python3 -m venv .venv)",
+	"node":   "install Node.js, or set \"interpreter\" to the node binary's path",
+	"tsx":    "run `npm install --save-dev tsx` in cwd, or set \"interpreter\"",
+	"bash":   "install bash, or set \"interpreter\": \"sh\"",
+}
+
+// Resolve builds the command for p. baseEnv is the environment inherited
+// from PocketBase and inject holds the variables processman adds (PB_URL,
+// PB_DATA_DIR, ...); see Environment for how they combine.
+func Resolve(p config.Process, baseEnv []string, inject map[string]string) (*Command, error) {
+	if p.Cwd == "" {
+		return nil, fmt.Errorf("process %q: cwd is empty", p.Name)
+	}
+	env, envFileKeys, err := Environment(p, baseEnv, inject)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &Command{Dir: p.Cwd, EnvFileKeys: envFileKeys}
+	cmd.Venv = findVenv(p.Cwd, env)
+	if cmd.Venv != "" {
+		activate(env, cmd.Venv)
+	}
+	cmd.Env = env.List()
+	look := lookup{cwd: p.Cwd, venv: cmd.Venv, path: env.Get("PATH")}
+
+	runtime := runtimes[strings.ToLower(filepath.Ext(p.Script))]
+	switch {
+	case p.Interpreter == config.InterpreterNone || (runtime == "" && p.Interpreter == ""):
+		cmd.Runtime = "exec"
+		path, err := look.program(p.Script)
+		if err != nil {
+			return nil, fmt.Errorf("process %q: %w", p.Name, err)
+		}
+		cmd.Path = path
+		cmd.Args = append([]string{p.Script}, p.Args...)
+		return cmd, nil
+	case p.Interpreter != "":
+		cmd.Runtime = runtimeOf(p.Interpreter, runtime)
+		path, err := look.program(p.Interpreter)
+		if err != nil {
+			return nil, fmt.Errorf("process %q: interpreter: %w", p.Name, err)
+		}
+		cmd.Path = path
+	default:
+		cmd.Runtime = runtime
+		path, err := look.interpreter(runtime)
+		if err != nil {
+			return nil, fmt.Errorf("process %q: %w", p.Name, err)
+		}
+		cmd.Path = path
+	}
+
+	script := p.Script
+	if !filepath.IsAbs(script) {
+		script = filepath.Join(p.Cwd, script)
+	}
+	if _, err := os.Stat(script); err != nil {
+		return nil, fmt.Errorf("process %q: script %s %w; check \"script\" and \"cwd\"", p.Name, script, ErrNotFound)
+	}
+	cmd.Args = append([]string{cmd.Path}, p.InterpreterArgs...)
+	cmd.Args = append(cmd.Args, p.Script)
+	cmd.Args = append(cmd.Args, p.Args...)
+	return cmd, nil
+}
+
+// runtimeOf names the runtime of an explicit interpreter.
+func runtimeOf(interpreter, fallback string) string {
+	base := filepath.Base(interpreter)
+	switch {
+	case strings.HasPrefix(base, "python"):
+		return "python"
+	case base == "node" || base == "nodejs":
+		return "node"
+	case base == "tsx":
+		return "tsx"
+	case base == "bash" || base == "sh":
+		return "bash"
+	}
+	if fallback != "" {
+		return fallback
+	}
+	return "exec"
+}
+
+// findVenv returns the virtualenv to use: VIRTUAL_ENV set by the
+// process's own env or env_file, else cwd/.venv, cwd/venv, else the
+// VIRTUAL_ENV inherited from PocketBase.
+func findVenv(cwd string, env *Env) string {
+	if v := env.Get("VIRTUAL_ENV"); v != "" && env.IsOwn("VIRTUAL_ENV") && isVenv(v) {
+		return v
+	}
+	for _, name := range []string{".venv", "venv"} {
+		if dir := filepath.Join(cwd, name); isVenv(dir) {
+			return dir
+		}
+	}
+	if v := env.Get("VIRTUAL_ENV"); v != "" && isVenv(v) {
+		return v
+	}
+	return ""
+}
+
+func isVenv(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "pyvenv.cfg"))
+	if err != nil {
+		_, err = os.Stat(filepath.Join(dir, "bin", "python"))
+	}
+	return err == nil
+}
+
+// activate does what a venv's activate script does to the environment.
+func activate(env *Env, venv string) {
+	env.Set("VIRTUAL_ENV", venv)
+	bin := filepath.Join(venv, "bin")
+	path := env.Get("PATH")
+	if path == "" {
+		env.Set("PATH", bin)
+	} else if !strings.HasPrefix(path, bin+string(os.PathListSeparator)) {
+		env.Set("PATH", bin+string(os.PathListSeparator)+path)
+	}
+	env.Unset("PYTHONHOME")
+}

@@ -1,0 +1,93 @@
+package processman
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/launch"
+	"github.com/spf13/cobra"
+)
+
+// command is `pocketbase pm`, the processman command line.
+func (p *plugin) command() *cobra.Command {
+	pm := &cobra.Command{
+		Use:   "pm",
+		Short: "Manages the processes that PocketBase supervises (processman)",
+	}
+	pm.AddCommand(p.checkCommand(), schemaCommand())
+	return pm
+}
+
+func (p *plugin) checkCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check [file]",
+		Short: "Validates a pb_processes.json file without serving",
+		Long: `Validates a pb_processes.json file (default: the --processes flag, else
+pb_data/../pb_processes.json) and the processes registered from Go, and
+resolves each command line. Every problem is listed with its JSON path
+and a hint. Exits with status 1 when there are problems.`,
+		Args: cobra.MaximumNArgs(1),
+		Run: func(cmd *cobra.Command, args []string) {
+			if len(args) == 1 {
+				p.processesFlag = args[0]
+			}
+			if err := p.check(cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+				// PocketBase ignores the error a command returns; the exit
+				// status is what scripts and CI look at.
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				os.Exit(1)
+			}
+		},
+	}
+}
+
+// check validates the config and resolves every command; it returns an
+// error when anything is wrong.
+func (p *plugin) check(stdout, stderr io.Writer) error {
+	path, _ := p.processesFile()
+	procs, errs := p.loadProcesses()
+	problems := len(errs)
+	if problems > 0 {
+		fmt.Fprintln(stderr, errs.Error())
+	}
+	inject := map[string]string{"PB_DATA_DIR": absPath(p.app.DataDir())}
+	for i, proc := range procs {
+		if proc.Name == "" || len(errs.ForIndex(i)) > 0 {
+			continue
+		}
+		if proc.Disabled {
+			fmt.Fprintf(stdout, "%-20s disabled\n", proc.Name)
+			continue
+		}
+		cmd, err := launch.Resolve(proc.WithDefaults(), os.Environ(), inject)
+		if err != nil {
+			problems++
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%-20s %s  (cwd %s)\n", proc.Name, cmd, cmd.Dir)
+	}
+	if problems > 0 {
+		return fmt.Errorf("%d problem(s) in %s", problems, path)
+	}
+	if len(procs) == 0 {
+		fmt.Fprintf(stdout, "%s: no processes\n", path)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d process(es)\n", path, len(procs))
+	return nil
+}
+
+func schemaCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Prints the JSON Schema of pb_processes.json, for editors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := cmd.OutOrStdout().Write(config.SchemaJSON)
+			return err
+		},
+	}
+}

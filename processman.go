@@ -1,0 +1,131 @@
+// Package processman is a PocketBase plugin that starts, supervises and
+// stops Python and Node.js "sidecar" processes beside PocketBase, the way
+// PM2 does, so that `./pocketbase serve` stays the whole deployment.
+//
+// Processes come from pb_processes.json (beside pb_data, like pb_hooks),
+// from Go code, or both:
+//
+//	app := pocketbase.New()
+//
+//	processman.MustRegister(app, app.RootCmd, processman.Config{
+//		// optional; pb_data/../pb_processes.json is loaded when it exists
+//		ProcessesFile: "pb_processes.json",
+//		Processes: []config.Process{
+//			{Name: "agent", Script: "agent.py", Cwd: "agents", Watch: config.Watch{Enabled: true}},
+//		},
+//	})
+//
+//	if err := app.Start(); err != nil {
+//		log.Fatal(err)
+//	}
+//
+// Children start when PocketBase serves (not for other commands) and stop
+// with it, whole process trees included, even when PocketBase is killed.
+// Each child gets PB_URL, PB_DATA_DIR, PB_PROCESS_NAME, PB_DB_PATH and
+// PYTHONUNBUFFERED=1 in its environment; its output goes to a ring
+// buffer, a rotated log file and PocketBase's logs. The `pocketbase pm`
+// command validates config files. See docs/ for every field and variable.
+package processman
+
+import (
+	"fmt"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/processman/processman/config"
+	"github.com/spf13/cobra"
+)
+
+// Config defines the config options of the processman plugin.
+type Config struct {
+	// ProcessesFile is the config file to load. If not set, the
+	// --processes flag is used when given, else "pb_data/../pb_processes.json",
+	// which may be missing. A file given explicitly must exist.
+	ProcessesFile string
+
+	// Processes are registered from Go code, besides the file's. An empty
+	// Cwd means the directory containing pb_data.
+	Processes []config.Process
+
+	// LogsDir holds the default per-process log files <name>.log.
+	// If not set it fallbacks to "pb_data/processman/logs".
+	LogsDir string
+
+	// LogBufferLines is how many recent output lines each process keeps
+	// in memory. If not set it fallbacks to 1000.
+	LogBufferLines int
+
+	// LogStoreRate is how many output lines per second and process are
+	// forwarded to PocketBase's log store (the Logs page); lines past it
+	// are counted and skipped there, and still kept in the ring buffer
+	// and the log file. If not set it fallbacks to 50; a negative value
+	// forwards none.
+	LogStoreRate float64
+
+	// LogStoreBurst is how many lines may be forwarded at once above
+	// LogStoreRate. If not set it fallbacks to 500.
+	LogStoreBurst int
+
+	// PocketBaseURL is the PB_URL given to children. If not set it is
+	// derived from the address PocketBase serves on, with a wildcard host
+	// replaced by 127.0.0.1 (set it when serving HTTPS under a domain).
+	PocketBaseURL string
+
+	// DatabaseEnv returns the variables that tell children where the
+	// database is. If not set, PB_DB_PATH is the SQLite file
+	// pb_data/data.db. Forks that use another database can return their
+	// connection variables; the children also inherit PocketBase's own
+	// environment, so variables such as a fork's DSN pass through as is.
+	DatabaseEnv func(app core.App) map[string]string
+}
+
+// MustRegister registers the processman plugin to the provided app
+// instance and panics if it fails.
+//
+// Example usage:
+//
+//	processman.MustRegister(app, app.RootCmd, processman.Config{})
+func MustRegister(app core.App, rootCmd *cobra.Command, config Config) {
+	if err := Register(app, rootCmd, config); err != nil {
+		panic(err)
+	}
+}
+
+// Register registers the processman plugin to the provided app instance.
+// rootCmd, if not nil, gets the --processes flag and the `pm` command.
+func Register(app core.App, rootCmd *cobra.Command, config Config) error {
+	p := &plugin{app: app, config: config}
+	if p.config.LogBufferLines <= 0 {
+		p.config.LogBufferLines = 1000
+	}
+	if p.config.LogStoreRate == 0 {
+		p.config.LogStoreRate = 50
+	}
+	if p.config.LogStoreBurst <= 0 {
+		p.config.LogStoreBurst = 500
+	}
+	if p.config.DatabaseEnv == nil {
+		p.config.DatabaseEnv = sqliteEnv
+	}
+	if rootCmd != nil {
+		rootCmd.PersistentFlags().StringVar(&p.processesFlag, "processes", "",
+			"the pb_processes.json file of the processes to run (default pb_data/../pb_processes.json)")
+		rootCmd.AddCommand(p.command())
+	}
+	if existing, ok := app.Store().Get(storeKey).(*plugin); ok && existing != nil {
+		return fmt.Errorf("processman: already registered on this app")
+	}
+	app.Store().Set(storeKey, p)
+	app.OnServe().BindFunc(p.onServe)
+	app.OnTerminate().Bind(&hook.Handler[*core.TerminateEvent]{
+		Id:   "processmanStop",
+		Func: p.onTerminate,
+		// After PocketBase stops accepting requests (-9999) and before its
+		// logger writes its last batch (-999), so that the children's last
+		// lines and exits reach the Logs page.
+		Priority: -1000,
+	})
+	return nil
+}
+
+const storeKey = "processman"

@@ -1,0 +1,375 @@
+package processman_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/apis"
+	"github.com/pocketbase/pocketbase/core"
+	_ "github.com/pocketbase/pocketbase/migrations" // the system collections
+	"github.com/processman/processman"
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/supervisor"
+)
+
+// server is a real PocketBase serving HTTP with the plugin registered.
+type server struct {
+	t       *testing.T
+	app     *core.BaseApp
+	dir     string // holds pb_data and pb_processes.json
+	url     string
+	served  chan error
+	stopped bool
+}
+
+// startServer writes files (relative to a temp dir) and serves a real
+// PocketBase with processman registered with cfg.
+func startServer(t *testing.T, cfg processman.Config, files map[string]string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := core.NewBaseApp(core.BaseAppConfig{DataDir: filepath.Join(dir, "pb_data")})
+	if err := app.Bootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	if err := processman.Register(app, nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// PocketBase's installer creates a superuser in the background on a
+	// fresh pb_data, racing with the shutdown at the end of a test.
+	app.OnServe().BindFunc(func(e *core.ServeEvent) error {
+		e.InstallerFunc = nil
+		return e.Next()
+	})
+	addr := freeAddr(t)
+	s := &server{t: t, app: app, dir: dir, url: "http://" + addr, served: make(chan error, 1)}
+	go func() { s.served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()
+	waitFor(t, "PocketBase to serve", 30*time.Second, func() bool {
+		resp, err := http.Get(s.url + "/api/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop terminates PocketBase the way a SIGTERM does.
+func (s *server) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	err := s.app.OnTerminate().Trigger(&core.TerminateEvent{App: s.app}, func(e *core.TerminateEvent) error {
+		return e.App.ResetBootstrapState()
+	})
+	if err != nil {
+		s.t.Errorf("terminate: %v", err)
+	}
+	select {
+	case <-s.served:
+	case <-time.After(30 * time.Second):
+		s.t.Error("PocketBase did not stop serving")
+	}
+}
+
+func (s *server) process(name string) *supervisor.Process {
+	s.t.Helper()
+	m := processman.Manager(s.app)
+	if m == nil {
+		s.t.Fatal("no manager while serving")
+	}
+	p := m.Get(name)
+	if p == nil {
+		s.t.Fatalf("no process %q", name)
+	}
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitState(t *testing.T, p *supervisor.Process, want supervisor.State) supervisor.Status {
+	t.Helper()
+	var st supervisor.Status
+	waitFor(t, fmt.Sprintf("state %s (now %s)", want, p.Status().State), 20*time.Second, func() bool {
+		st = p.Status()
+		return st.State == want
+	})
+	return st
+}
+
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i > 0 && stat[i+2] != 'Z' && stat[i+2] != 'X'
+}
+
+const envDumper = `import json, os, sys, urllib.request
+health = urllib.request.urlopen(os.environ["PB_URL"] + "/api/health").status
+json.dump({"env": dict(os.environ), "health": health, "cwd": os.getcwd(), "exe": sys.executable}, open("env.json", "w"))
+print("dumped")
+import time
+time.sleep(300)
+`
+
+func TestChildEnvironment(t *testing.T) {
+	t.Setenv("INHERITED_FROM_POCKETBASE", "yes")
+	t.Setenv("OVERRIDDEN", "from-pocketbase")
+	s := startServer(t, processman.Config{}, map[string]string{
+		"app/dump.py": envDumper,
+		"app/.env":    "FROM_FILE=file\nOVERRIDDEN=from-file\nSECRET_KEY=\"s3cr3t value\"\n",
+		"pb_processes.json": `{"processes": [{"name": "envcheck", "script": "dump.py", "cwd": "app",
+			"env_file": ".env", "env": {"OVERRIDDEN": "from-env", "EXTRA": "1"}}]}`,
+	})
+	p := s.process("envcheck")
+	waitState(t, p, supervisor.Online)
+	dump := filepath.Join(s.dir, "app", "env.json")
+	waitFor(t, "env.json", 20*time.Second, func() bool { _, err := os.Stat(dump); return err == nil })
+	time.Sleep(100 * time.Millisecond) // let the writer finish
+	var got struct {
+		Env    map[string]string
+		Health int
+		Cwd    string
+	}
+	data, _ := os.ReadFile(dump)
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("env.json: %v (%s)", err, data)
+	}
+	dataDir, _ := filepath.Abs(filepath.Join(s.dir, "pb_data"))
+	want := map[string]string{
+		"PB_URL":                    s.url,
+		"PB_DATA_DIR":               dataDir,
+		"PB_PROCESS_NAME":           "envcheck",
+		"PB_DB_PATH":                filepath.Join(dataDir, "data.db"),
+		"PYTHONUNBUFFERED":          "1",
+		"INHERITED_FROM_POCKETBASE": "yes",
+		"FROM_FILE":                 "file",
+		"SECRET_KEY":                "s3cr3t value",
+		"OVERRIDDEN":                "from-env",
+		"EXTRA":                     "1",
+	}
+	for k, v := range want {
+		if got.Env[k] != v {
+			t.Errorf("%s = %q, want %q", k, got.Env[k], v)
+		}
+	}
+	if got.Health != 200 {
+		t.Errorf("the child could not reach PocketBase at PB_URL: status %d", got.Health)
+	}
+	if got.Cwd != filepath.Join(s.dir, "app") {
+		t.Errorf("cwd = %s", got.Cwd)
+	}
+}
+
+func TestStopsChildrenOnTerminate(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"pb_processes.json": `{"processes": [
+			{"name": "a", "script": "sh", "args": ["-c", "sleep 300 & wait"]},
+			{"name": "b", "script": "sleep", "args": ["300"]}]}`,
+	})
+	var pids []int
+	for _, name := range []string{"a", "b"} {
+		pids = append(pids, waitState(t, s.process(name), supervisor.Online).Pid)
+	}
+	s.stop()
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("pid %d still alive after PocketBase terminated", pid)
+		}
+	}
+	if processman.Manager(s.app) != nil {
+		t.Error("manager still set after terminate")
+	}
+}
+
+func TestOutputReachesPocketBaseLogs(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"talk.py":           "import sys, time\nprint('hello from stdout')\nprint('hello from stderr', file=sys.stderr)\ntime.sleep(300)\n",
+		"pb_processes.json": `{"processes": [{"name": "talker", "script": "talk.py"}]}`,
+	})
+	pid := waitState(t, s.process("talker"), supervisor.Online).Pid
+	find := func(message string) *core.Log {
+		var logs []*core.Log
+		_ = s.app.LogQuery().AndWhere(dbx.HashExp{"message": message}).All(&logs)
+		if len(logs) == 0 {
+			return nil
+		}
+		return logs[0]
+	}
+	for _, tc := range []struct{ message, stream string }{
+		{"hello from stdout", "stdout"},
+		{"hello from stderr", "stderr"},
+	} {
+		var log *core.Log
+		waitFor(t, "log "+tc.message, 30*time.Second, func() bool { log = find(tc.message); return log != nil })
+		if log.Data["process"] != "talker" || log.Data["stream"] != tc.stream || fmt.Sprint(log.Data["pid"]) != fmt.Sprint(pid) {
+			t.Errorf("%q: attributes %v, want process talker, stream %s, pid %d", tc.message, log.Data, tc.stream, pid)
+		}
+	}
+	// the default log file has the lines too
+	file := filepath.Join(s.dir, "pb_data", "processman", "logs", "talker.log")
+	data, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(data), "stdout hello from stdout") || !strings.Contains(string(data), "stderr hello from stderr") {
+		t.Errorf("log file %s: %v %q", file, err, data)
+	}
+}
+
+func TestLogStoreIsRateLimited(t *testing.T) {
+	s := startServer(t, processman.Config{LogStoreRate: 10, LogStoreBurst: 20}, map[string]string{
+		"flood.py":          "import time\nfor i in range(3000):\n    print(f'flood {i}')\ntime.sleep(300)\n",
+		"pb_processes.json": `{"processes": [{"name": "flood", "script": "flood.py"}]}`,
+	})
+	p := s.process("flood")
+	waitFor(t, "3000 lines", 20*time.Second, func() bool { return p.Status().Logs.Lines >= 3000 })
+	st := p.Status()
+	if st.Logs.LoggerSkipped < 2000 {
+		t.Errorf("skipped %d lines, want most of 3000 skipped at 10 lines/s", st.Logs.LoggerSkipped)
+	}
+	s.stop() // flushes the log file and PocketBase's log batch
+	data, _ := os.ReadFile(filepath.Join(s.dir, "pb_data", "processman", "logs", "flood.log"))
+	if n := strings.Count(string(data), " stdout flood "); n != 3000 {
+		t.Errorf("log file has %d lines, want all 3000", n)
+	}
+}
+
+func TestInvalidEntriesDoNotStopOthers(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"pb_processes.json": `{"processes": [
+			{"name": "good", "script": "sleep", "args": ["300"]},
+			{"name": "bad", "script": "sleep", "restart": "sometimes"},
+			{"name": "lost", "script": "missing.py"}]}`,
+	})
+	waitState(t, s.process("good"), supervisor.Online)
+	bad := waitState(t, s.process("bad"), supervisor.Errored)
+	if !strings.Contains(bad.Error, "/processes/1/restart") {
+		t.Errorf("bad: error %q does not name the field", bad.Error)
+	}
+	lost := waitState(t, s.process("lost"), supervisor.Errored)
+	if !strings.Contains(lost.Error, "missing.py") {
+		t.Errorf("lost: error %q does not name the script", lost.Error)
+	}
+	resp, err := http.Get(s.url + "/api/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PocketBase stopped serving: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func TestGoRegisteredProcesses(t *testing.T) {
+	s := startServer(t, processman.Config{
+		Processes: []config.Process{
+			{Name: "from-go", Script: "sleep", Args: []string{"300"}},
+			{Name: "dup", Script: "sleep", Args: []string{"300"}},
+		},
+	}, map[string]string{
+		"pb_processes.json": `{"processes": [{"name": "dup", "script": "sleep", "args": ["300"]}]}`,
+	})
+	st := waitState(t, s.process("from-go"), supervisor.Online)
+	if want := []string{"sleep", "300"}; strings.Join(st.Command, " ") != strings.Join(want, " ") {
+		t.Errorf("command %v", st.Command)
+	}
+	// the file's "dup" runs; the Go one with the same name is refused
+	waitState(t, s.process("dup"), supervisor.Online)
+	if n := len(processman.Manager(s.app).List()); n != 2 {
+		t.Errorf("%d processes, want 2", n)
+	}
+}
+
+func TestWatchRestartsOnChange(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"w/app.py":          "import time\nprint('v1')\ntime.sleep(300)\n",
+		"pb_processes.json": `{"processes": [{"name": "w", "script": "app.py", "cwd": "w", "watch": true}]}`,
+	})
+	p := s.process("w")
+	first := waitState(t, p, supervisor.Online).Pid
+	// a change in an ignored directory does nothing
+	if err := os.MkdirAll(filepath.Join(s.dir, "w", "__pycache__"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(s.dir, "w", "__pycache__", "app.pyc"), []byte("x"), 0o644)
+	time.Sleep(time.Second)
+	if pid := p.Status().Pid; pid != first {
+		t.Fatalf("restarted on an ignored change: pid %d → %d", first, pid)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "w", "app.py"), []byte("import time\nprint('v2')\ntime.sleep(300)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a restart after the change", 20*time.Second, func() bool {
+		st := p.Status()
+		return st.State == supervisor.Online && st.Pid != first
+	})
+	if alive(first) {
+		t.Error("the old run is still alive")
+	}
+	if st := p.Status(); st.Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", st.Restarts)
+	}
+}
+
+func TestManualStopIsNotUndoneByWatch(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"w/app.sh":          "#!/bin/sh\nexec sleep 300\n",
+		"pb_processes.json": `{"processes": [{"name": "w", "script": "app.sh", "cwd": "w", "watch": true}]}`,
+	})
+	p := s.process("w")
+	waitState(t, p, supervisor.Online)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(s.dir, "w", "app.sh"), []byte("#!/bin/sh\nexec sleep 301\n"), 0o755)
+	time.Sleep(1500 * time.Millisecond)
+	if st := p.Status(); st.State != supervisor.Stopped {
+		t.Errorf("a file change started a process stopped on purpose: %s", st.State)
+	}
+}
+
+func TestRegisterTwiceFails(t *testing.T) {
+	app := core.NewBaseApp(core.BaseAppConfig{DataDir: t.TempDir()})
+	if err := processman.Register(app, nil, processman.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := processman.Register(app, nil, processman.Config{}); err == nil {
+		t.Error("a second Register on the same app succeeded")
+	}
+}

@@ -1,0 +1,458 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/launch"
+	"github.com/processman/processman/logs"
+)
+
+// ErrClosed is returned by requests to a process whose supervisor has
+// shut down.
+var ErrClosed = errors.New("processman: supervisor is shut down")
+
+// Options wire a Process to the rest of processman.
+type Options struct {
+	// Resolve builds the command of each run; called at every start, so
+	// that a venv or script created later is picked up.
+	Resolve func(config.Process) (*launch.Command, error)
+	// Spawner starts the children (required).
+	Spawner *Spawner
+	// Output receives the child's stdout and stderr (required).
+	Output *logs.Output
+	// Logger receives state changes; nil means slog.Default().
+	Logger *slog.Logger
+	// ConfigError, if set, marks the process errored from the start: its
+	// config entry is invalid. Start and Restart return it.
+	ConfigError string
+	// OnEvent, if set, is called after every state change, from the
+	// process's own goroutine: it must not block for long.
+	OnEvent func(Event)
+}
+
+// Event is a state change of a process.
+type Event struct {
+	Status Status
+	// Previous is the state before the change.
+	Previous State
+	// Exit is set when the change was caused by an exit.
+	Exit *Exit
+}
+
+// Process supervises one managed process. All changes happen on one
+// goroutine (Run), which takes start, stop and restart requests one at a
+// time: concurrent requests are serialized and can never leave two
+// copies running.
+type Process struct {
+	cfg  config.Process
+	opts Options
+
+	requests chan request
+	done     chan struct{}
+
+	mu     sync.RWMutex
+	status Status
+}
+
+type requestKind int
+
+const (
+	reqStart requestKind = iota
+	reqStop
+	reqRestart
+)
+
+type request struct {
+	kind  requestKind
+	reply chan error
+}
+
+// run is one running child.
+type run struct {
+	cmd     *exec.Cmd
+	pid     int
+	started time.Time
+	exited  chan Exit     // receives the exit once
+	output  chan struct{} // closed when both pipes reached EOF
+}
+
+// New creates the supervisor of one process; cfg gets its defaults.
+// Call Run to start its loop.
+func New(cfg config.Process, opts Options) *Process {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cfg = cfg.WithDefaults()
+	return &Process{
+		cfg:      cfg,
+		opts:     opts,
+		requests: make(chan request),
+		done:     make(chan struct{}),
+		status:   Status{Name: cfg.Name, State: Stopped},
+	}
+}
+
+// Config returns the process's configuration, defaults applied.
+func (p *Process) Config() config.Process { return p.cfg }
+
+// Status returns a snapshot of the process.
+func (p *Process) Status() Status {
+	p.mu.RLock()
+	s := p.status
+	p.mu.RUnlock()
+	s.Logs = p.opts.Output.Stats()
+	return s
+}
+
+// Start starts the process if it is not running. It returns once the
+// child has been spawned, or with the reason it could not be.
+func (p *Process) Start(ctx context.Context) error { return p.ask(ctx, reqStart) }
+
+// Stop stops the process and its whole process group and returns once
+// they are gone.
+func (p *Process) Stop(ctx context.Context) error { return p.ask(ctx, reqStop) }
+
+// Restart stops the process (if running) and starts it again.
+func (p *Process) Restart(ctx context.Context) error { return p.ask(ctx, reqRestart) }
+
+func (p *Process) ask(ctx context.Context, kind requestKind) error {
+	req := request{kind: kind, reply: make(chan error, 1)}
+	select {
+	case p.requests <- req:
+	case <-p.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-p.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when Run has returned.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Run is the process's loop. It starts the process unless it is
+// disabled, serves requests, restarts it by its policy, and when ctx is
+// cancelled stops it and returns.
+func (p *Process) Run(ctx context.Context) {
+	defer close(p.done)
+	var (
+		current *run
+		policy  backoff
+		timer   *time.Timer
+		timerC  <-chan time.Time
+	)
+	cancelTimer := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+	}
+	start := func() error {
+		cancelTimer()
+		r, err := p.spawn()
+		if err != nil {
+			p.setErrored(err.Error(), nil)
+			return err
+		}
+		current = r
+		return nil
+	}
+	exitedC := func() <-chan Exit {
+		if current == nil {
+			return nil
+		}
+		return current.exited
+	}
+
+	if p.opts.ConfigError != "" {
+		p.setErrored(p.opts.ConfigError, nil)
+		start = func() error { return errors.New(p.opts.ConfigError) }
+	} else if !p.cfg.Disabled {
+		_ = start()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cancelTimer()
+			if current != nil {
+				p.stopRun(current)
+				current = nil
+			}
+			return
+
+		case req := <-p.requests:
+			var err error
+			switch req.kind {
+			case reqStart:
+				if current == nil {
+					policy.reset()
+					err = start()
+				}
+			case reqStop:
+				cancelTimer()
+				if current != nil {
+					p.stopRun(current)
+					current = nil
+				} else {
+					p.transition(func(s *Status) { s.State, s.NextRestart = Stopped, time.Time{} }, nil)
+				}
+			case reqRestart:
+				if current != nil {
+					p.stopRun(current)
+					current = nil
+				}
+				policy.reset()
+				err = start()
+				if err == nil {
+					p.mu.Lock()
+					p.status.Restarts++
+					p.mu.Unlock()
+				}
+			}
+			req.reply <- err
+
+		case exit := <-exitedC():
+			r := current
+			current = nil
+			p.reapGroup(r, false)
+			d := policy.afterExit(p.cfg, exit)
+			p.recordExit(r, exit, d, &policy)
+			if d.restart {
+				timer = time.NewTimer(d.delay)
+				timerC = timer.C
+			}
+
+		case <-timerC:
+			timer, timerC = nil, nil
+			if start() == nil {
+				p.mu.Lock()
+				p.status.Restarts++
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+// spawn resolves the command and starts the child with its output
+// attached.
+func (p *Process) spawn() (*run, error) {
+	p.transition(func(s *Status) { s.State, s.Error, s.NextRestart = Starting, "", time.Time{} }, nil)
+	cmdSpec, err := p.opts.Resolve(p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.status.Command, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Runtime, cmdSpec.Venv
+	p.mu.Unlock()
+
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("processman: start %q: %w", p.cfg.Name, err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		return nil, fmt.Errorf("processman: start %q: %w", p.cfg.Name, err)
+	}
+	cmd := &exec.Cmd{
+		Path:   cmdSpec.Path,
+		Args:   cmdSpec.Args,
+		Dir:    cmdSpec.Dir,
+		Env:    cmdSpec.Env,
+		Stdout: stdoutW,
+		Stderr: stderrW,
+	}
+	err = p.opts.Spawner.Start(cmd)
+	// The child holds its own copies of the write ends; ours must go so
+	// that the readers see EOF when the child's whole group is done.
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		return nil, fmt.Errorf("processman: start %q (%s): %w", p.cfg.Name, cmdSpec, err)
+	}
+
+	r := &run{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), exited: make(chan Exit, 1), output: make(chan struct{})}
+	outDone := p.opts.Output.Attach(logs.Stdout, r.pid, stdoutR)
+	errDone := p.opts.Output.Attach(logs.Stderr, r.pid, stderrR)
+	go func() {
+		<-outDone
+		<-errDone
+		close(r.output)
+	}()
+	go func() {
+		err := cmd.Wait()
+		r.exited <- exitOf(r, err)
+	}()
+
+	p.transition(func(s *Status) {
+		s.State, s.Pid, s.StartedAt = Online, r.pid, r.started
+	}, nil)
+	p.opts.Logger.Info("processman: process started", "process", p.cfg.Name, "pid", r.pid, "command", cmdSpec.String())
+	return r, nil
+}
+
+// exitOf describes how a run ended.
+func exitOf(r *run, waitErr error) Exit {
+	e := Exit{Time: time.Now(), Pid: r.pid, Code: -1, Uptime: time.Since(r.started)}
+	state := r.cmd.ProcessState
+	if state == nil {
+		return e
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = signalName(ws.Signal())
+		return e
+	}
+	e.Code = state.ExitCode()
+	return e
+}
+
+// stopRun stops a running child and its whole group: kill_signal to
+// the group, kill_timeout to exit, then SIGKILL to the group.
+func (p *Process) stopRun(r *run) {
+	p.transition(func(s *Status) { s.State = Stopping }, nil)
+	sig, err := p.cfg.Signal()
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	_ = signalGroup(r.pid, sig)
+
+	var exit Exit
+	timeout := time.NewTimer(p.cfg.KillTimeout.Std())
+	defer timeout.Stop()
+	select {
+	case exit = <-r.exited:
+	case <-timeout.C:
+		p.opts.Logger.Warn("processman: process did not stop in time, killing its process group",
+			"process", p.cfg.Name, "pid", r.pid, "signal", signalName(sig), "kill_timeout", p.cfg.KillTimeout.String())
+		_ = signalGroup(r.pid, syscall.SIGKILL)
+		exit = <-r.exited
+	}
+	exit.Requested = true
+	p.reapGroup(r, true)
+	p.recordExit(r, exit, decision{state: Stopped}, nil)
+}
+
+// reapGroup makes sure no process of the run's group survives its
+// leader: descendants get kill_signal (unless already sent), the rest of
+// kill_timeout, then SIGKILL. It also waits for the output to drain.
+func (p *Process) reapGroup(r *run, signalled bool) {
+	pgid := r.pid
+	defer p.opts.Spawner.Release(pgid)
+	if groupAlive(pgid) {
+		if !signalled {
+			sig, _ := p.cfg.Signal()
+			_ = signalGroup(pgid, sig)
+		}
+		deadline := time.Now().Add(p.cfg.KillTimeout.Std())
+		for groupAlive(pgid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if groupAlive(pgid) {
+			p.opts.Logger.Warn("processman: killing leftover processes of the group", "process", p.cfg.Name, "pgid", pgid)
+			_ = signalGroup(pgid, syscall.SIGKILL)
+			// SIGKILL is delivered asynchronously; the group is gone soon.
+			for deadline := time.Now().Add(time.Second); groupAlive(pgid) && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	// Output ends when every holder of the pipes is gone; a descendant
+	// that left the group may keep them open, so do not wait forever.
+	select {
+	case <-r.output:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// recordExit stores the exit, a crash record for unrequested exits, and
+// the state decided by the policy.
+func (p *Process) recordExit(r *run, exit Exit, d decision, policy *backoff) {
+	var crash *Crash
+	if !exit.Requested {
+		crash = &Crash{Exit: exit, LastLines: lastLinesOf(p.opts.Output, r.pid, CrashLines)}
+	}
+	p.transition(func(s *Status) {
+		s.Pid, s.StartedAt = 0, time.Time{}
+		s.LastExit = &exit
+		if crash != nil {
+			s.LastCrash = crash
+		}
+		if policy != nil {
+			s.UnstableRestarts = policy.unstable
+		}
+		s.State = d.state
+		s.Error = d.reason
+		if d.restart {
+			s.NextRestart = time.Now().Add(d.delay)
+		}
+	}, &exit)
+
+	attrs := []any{"process", p.cfg.Name, "pid", exit.Pid, "code", exit.Code, "uptime", exit.Uptime.Round(time.Millisecond).String(), "state", string(d.state)}
+	if exit.Signal != "" {
+		attrs = append(attrs, "signal", exit.Signal)
+	}
+	switch {
+	case exit.Requested:
+		p.opts.Logger.Info("processman: process stopped", attrs...)
+	case d.state == Errored:
+		p.opts.Logger.Error("processman: process errored: "+d.reason, attrs...)
+	case d.restart:
+		p.opts.Logger.Warn("processman: process exited, restarting", append(attrs, "delay", d.delay.String())...)
+	default:
+		p.opts.Logger.Info("processman: process exited", attrs...)
+	}
+}
+
+// setErrored marks a failed start.
+func (p *Process) setErrored(reason string, exit *Exit) {
+	p.transition(func(s *Status) {
+		s.State, s.Error, s.Pid, s.StartedAt = Errored, reason, 0, time.Time{}
+	}, exit)
+	p.opts.Logger.Error("processman: process could not start", "process", p.cfg.Name, "error", reason)
+}
+
+// transition applies a change to the status and reports it.
+func (p *Process) transition(change func(*Status), exit *Exit) {
+	p.mu.Lock()
+	prev := p.status.State
+	change(&p.status)
+	snapshot := p.status
+	p.mu.Unlock()
+	if p.opts.OnEvent != nil {
+		snapshot.Logs = p.opts.Output.Stats()
+		p.opts.OnEvent(Event{Status: snapshot, Previous: prev, Exit: exit})
+	}
+}
+
+// lastLinesOf returns the last n lines that the run with this pid wrote.
+func lastLinesOf(out *logs.Output, pid, n int) []logs.Line {
+	all := out.Tail(0)
+	var lines []logs.Line
+	for i := len(all) - 1; i >= 0 && len(lines) < n; i-- {
+		if all[i].Pid == pid {
+			lines = append(lines, all[i])
+		}
+	}
+	slices.Reverse(lines)
+	return lines
+}

@@ -1,0 +1,104 @@
+package supervisor
+
+import (
+	"time"
+
+	"github.com/processman/processman/logs"
+)
+
+// State is where a process is in its life cycle.
+type State string
+
+// The states of a process.
+//
+//	stopped ──start──> starting ──spawned──> online ──exit──> waiting-restart ──delay──> starting
+//	   ^                  │                    │                   │
+//	   │             spawn failed          stop│                   └─ too many unstable restarts ──> errored
+//	   │                  v                    v
+//	   └──────────────── errored          stopping ──exited──> stopped
+const (
+	Stopped        State = "stopped"
+	Starting       State = "starting"
+	Online         State = "online"
+	Stopping       State = "stopping"
+	WaitingRestart State = "waiting-restart"
+	Errored        State = "errored"
+)
+
+// Running reports whether a process of this state has a live child.
+func (s State) Running() bool {
+	return s == Starting || s == Online || s == Stopping
+}
+
+// Exit records how one run of a process ended.
+type Exit struct {
+	// Time is when the exit was seen.
+	Time time.Time `json:"time"`
+	// Pid of the run that ended.
+	Pid int `json:"pid"`
+	// Code is the exit code, or -1 when a signal ended the process.
+	Code int `json:"code"`
+	// Signal names the signal that ended the process, if any.
+	Signal string `json:"signal,omitempty"`
+	// Uptime is how long the run lasted.
+	Uptime time.Duration `json:"uptime"`
+	// Requested is true when processman asked the process to stop.
+	Requested bool `json:"requested"`
+}
+
+// Failed reports whether the exit counts as a failure: a non-zero code,
+// or a signal that processman did not send.
+func (e Exit) Failed() bool {
+	return !e.Requested && (e.Code != 0 || e.Signal != "")
+}
+
+// Crash is the record of an exit that processman did not ask for: how
+// the process ended and the last lines it wrote.
+type Crash struct {
+	Exit
+	// LastLines are the last lines of output (stdout and stderr) before
+	// the exit.
+	LastLines []logs.Line `json:"last_lines"`
+}
+
+// CrashLines is how many lines of output a crash record keeps.
+const CrashLines = 50
+
+// Status is a snapshot of a process, safe to share.
+type Status struct {
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	// Pid of the running child, 0 when none runs.
+	Pid int `json:"pid"`
+	// StartedAt is when the current run started.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Restarts counts every restart since PocketBase started, whatever
+	// caused it (crash, request, file change).
+	Restarts int `json:"restarts"`
+	// UnstableRestarts counts consecutive runs shorter than min_uptime.
+	UnstableRestarts int `json:"unstable_restarts"`
+	// NextRestart is when a waiting restart is due.
+	NextRestart time.Time `json:"next_restart,omitzero"`
+	// Error explains the errored state (or the last start failure).
+	Error string `json:"error,omitempty"`
+	// LastExit is the last exit of any kind.
+	LastExit *Exit `json:"last_exit,omitempty"`
+	// LastCrash is the last exit that processman did not ask for.
+	LastCrash *Crash `json:"last_crash,omitempty"`
+	// Command is the resolved command line of the current or last run.
+	Command []string `json:"command,omitempty"`
+	// Runtime is "python", "node", "tsx", "bash" or "exec".
+	Runtime string `json:"runtime,omitempty"`
+	// Venv is the Python virtualenv in use, if any.
+	Venv string `json:"venv,omitempty"`
+	// Logs counts the output lines and what the sinks skipped.
+	Logs logs.Stats `json:"logs"`
+}
+
+// Uptime is how long the current run has lasted, zero when not running.
+func (s Status) Uptime() time.Duration {
+	if s.Pid == 0 || s.StartedAt.IsZero() {
+		return 0
+	}
+	return time.Since(s.StartedAt)
+}

@@ -62,14 +62,11 @@
 package watch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -139,10 +136,8 @@ type Watcher struct {
 	done   chan struct{}
 	exited chan struct{}
 
-	mu         sync.Mutex
-	closed     bool
-	inCallback bool
-	loopID     uint64
+	mu     sync.Mutex
+	closed bool
 }
 
 // New starts watching. onChange is called (from the watcher's goroutine,
@@ -232,12 +227,9 @@ func New(opts Options, onChange func(changed []string)) (*Watcher, error) {
 	return w, nil
 }
 
-// Close stops watching. It is safe to call more than once and from any
-// goroutine, including from inside onChange. After Close returns no new
-// callbacks start; when called from another goroutine while onChange is
-// running, Close waits for it to return. (Called from inside onChange, Close
-// cannot wait for itself: the watcher goroutine exits as soon as onChange
-// returns.)
+// Close stops watching. It is safe to call more than once. After Close
+// returns no new callbacks start; if onChange is running, Close waits for it
+// to return, so onChange itself must not call Close.
 func (w *Watcher) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -245,14 +237,11 @@ func (w *Watcher) Close() error {
 		return nil
 	}
 	w.closed = true
-	self := w.inCallback && w.loopID != 0 && w.loopID == goroutineID()
 	w.mu.Unlock()
 
 	close(w.done)
 	err := w.fs.Close()
-	if !self {
-		<-w.exited
-	}
+	<-w.exited
 	return err
 }
 
@@ -262,11 +251,6 @@ func (w *Watcher) WatchedDirs() []string { return w.fs.WatchList() }
 
 func (w *Watcher) loop() {
 	defer close(w.exited)
-	id := goroutineID()
-	w.mu.Lock()
-	w.loopID = id
-	w.mu.Unlock()
-
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -319,14 +303,8 @@ func (w *Watcher) fire(changed []string) bool {
 		w.mu.Unlock()
 		return false
 	}
-	w.inCallback = true
 	w.mu.Unlock()
 
-	defer func() {
-		w.mu.Lock()
-		w.inCallback = false
-		w.mu.Unlock()
-	}()
 	w.onChange(changed)
 	select {
 	case <-w.done:
@@ -486,24 +464,4 @@ func (w *Watcher) reportErr(err error) {
 	default:
 	}
 	w.onError(err)
-}
-
-// goroutineID returns the id of the calling goroutine, or 0 if it cannot be
-// determined. It is only used by Close to detect a call from inside onChange,
-// which must not wait for the watcher goroutine (itself) to exit.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b, ok := bytes.CutPrefix(b, []byte("goroutine "))
-	if !ok {
-		return 0
-	}
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return id
 }

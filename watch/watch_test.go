@@ -438,42 +438,6 @@ func TestClose(t *testing.T) {
 		waitGoroutines(t, base)
 	})
 
-	t.Run("from inside callback", func(t *testing.T) {
-		base := runtime.NumGoroutine()
-		root := tempDir(t)
-		file := filepath.Join(root, "a.py")
-		write(t, file, "1")
-		var w *Watcher
-		var mu sync.Mutex
-		closed := make(chan error, 1)
-		w, err := New(Options{Root: root, Debounce: testDeb}, func([]string) {
-			mu.Lock()
-			defer mu.Unlock()
-			closed <- w.Close()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		mu.Unlock()
-		write(t, file, "2")
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(waitFor):
-			t.Fatal("Close from callback did not return")
-		}
-		write(t, file, "3")
-		select {
-		case <-closed:
-			t.Fatal("callback after Close")
-		case <-time.After(quiet):
-		}
-		waitGoroutines(t, base)
-	})
-
 	t.Run("waits for running callback", func(t *testing.T) {
 		root := tempDir(t)
 		file := filepath.Join(root, "a.py")

@@ -33,10 +33,12 @@ and a hint. Exits with status 1 when there are problems.`,
 			if len(args) == 1 {
 				p.processesFlag = args[0]
 			}
-			if err := p.check(cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+			// PocketBase points the command's error writer at stdout, so
+			// problems go to os.Stderr directly.
+			if err := p.check(cmd.OutOrStdout(), os.Stderr); err != nil {
 				// PocketBase ignores the error a command returns; the exit
 				// status is what scripts and CI look at.
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				fmt.Fprintln(os.Stderr, err)
 				os.Exit(1)
 			}
 		},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // FileName is the config file looked up beside pb_data.
@@ -69,10 +72,8 @@ func Parse(data []byte, path string) (*File, error) {
 	}
 	_ = json.Unmarshal(data, &doc) // shape already checked by the schema
 	for i, raw := range doc.Processes {
-		var p Process
-		if err := json.Unmarshal(raw, &p); err != nil && len(errs.ForIndex(i)) == 0 {
-			errs = append(errs, Error{File: path, Path: fmt.Sprintf("/processes/%d", i), Index: i, Message: err.Error()})
-		}
+		p, fieldErrs := decodeEntry(raw, i, path, errs)
+		errs = append(errs, fieldErrs...)
 		p.Cwd = resolveDir(baseDir, p.Cwd)
 		file.Processes = append(file.Processes, p)
 	}
@@ -89,6 +90,40 @@ func Parse(data []byte, path string) (*File, error) {
 	return file, nil
 }
 
+// decodeEntry decodes one process entry field by field, so that a bad
+// value leaves only its own field empty. Values the schema accepted but
+// the Go type does not (a duration too large to represent) are reported
+// at their field; values the schema already reported are not reported
+// again.
+func decodeEntry(raw json.RawMessage, index int, file string, known Errors) (Process, Errors) {
+	var p Process
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return p, nil // not an object: reported by the schema
+	}
+	var errs Errors
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		one, _ := json.Marshal(map[string]json.RawMessage{name: fields[name]})
+		err := json.Unmarshal(one, &p)
+		if err == nil {
+			continue
+		}
+		at := fmt.Sprintf("/processes/%d/%s", index, name)
+		if slices.ContainsFunc(known, func(e Error) bool { return e.Path == at || strings.HasPrefix(e.Path, at+"/") }) {
+			continue
+		}
+		var typeErr *json.UnmarshalTypeError
+		msg := err.Error()
+		if errors.As(err, &typeErr) {
+			msg = fmt.Sprintf("expected %s", typeErr.Type)
+		} else if u := errors.Unwrap(err); u != nil {
+			msg = u.Error()
+		}
+		errs = append(errs, Error{File: file, Path: at, Index: index, Message: msg, Hint: fieldHint(name)})
+	}
+	return p, errs
+}
+
 // Check validates processes beyond the schema: names, duplicates, the
 // existence of cwd and env_file, and values the schema cannot express.
 // It is used for config files and for processes registered from Go
@@ -102,7 +137,9 @@ func Check(processes []Process, file string) Errors {
 		}
 		switch {
 		case p.Name == "":
-			add("name", "missing name", fieldHint("name"))
+			if file == "" { // files get this from the schema
+				add("name", "missing name", fieldHint("name"))
+			}
 		case !namePattern().MatchString(p.Name):
 			if file == "" { // files get this from the schema
 				add("name", fmt.Sprintf("invalid name %q", p.Name), fieldHint("name"))
@@ -148,7 +185,7 @@ func checkGoValues(p Process, add func(field, msg, hint string)) Errors {
 	}
 	if p.KillSignal != "" {
 		if _, err := ParseSignal(p.KillSignal); err != nil {
-			add("kill_signal", err.Error(), "")
+			add("kill_signal", fmt.Sprintf("unknown signal %q", p.KillSignal), fieldHint("kill_signal"))
 		}
 	}
 	if p.MaxRestarts < -1 {
@@ -271,8 +308,17 @@ func describe(v *jsonschema.ValidationError, file string, inst any) Errors {
 	case *kind.Type:
 		e.Message = fmt.Sprintf("expected %s, got %s%s", strings.Join(k.Want, " or "), k.Got, valueSuffix(inst, loc))
 		e.Hint = fieldHint(field)
-		if e.Hint == "" && k.Got == "string" && slices.Contains(k.Want, "integer") {
-			e.Hint = "write the number without quotes"
+		if len(loc) == 1 && loc[0] == "processes" {
+			e.Hint = `write {"processes": [{"name": "...", "script": "..."}]}`
+		}
+		if e.Hint == "" && len(loc) == 0 {
+			e.Hint = `the file must be an object: {"processes": [...]}`
+		}
+		if e.Hint == "" {
+			e.Hint = "write a " + strings.Join(k.Want, " or a ")
+		}
+		if k.Got == "string" && slices.ContainsFunc(k.Want, func(w string) bool { return w == "integer" || w == "number" || w == "boolean" }) {
+			e.Hint = "write it without quotes: " + e.Hint
 		}
 	case *kind.Enum:
 		e.Message = fmt.Sprintf("invalid value %v", quoteAny(k.Got))
@@ -285,11 +331,14 @@ func describe(v *jsonschema.ValidationError, file string, inst any) Errors {
 		e.Message = fmt.Sprintf("invalid value %q", k.Got)
 		e.Hint = fieldHint(field)
 	default:
-		e.Message = v.ErrorKind.LocalizedString(nil)
+		e.Message = v.ErrorKind.LocalizedString(printer)
 		e.Hint = fieldHint(field)
 	}
 	return Errors{e}
 }
+
+// printer formats the validator's messages that have no special case.
+var printer = message.NewPrinter(language.English)
 
 func pointer(loc []string) string {
 	if len(loc) == 0 {

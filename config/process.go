@@ -187,8 +187,12 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // String formats d like time.Duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// MarshalJSON writes d as a duration string.
+// MarshalJSON writes d as a duration string; a negative d, which stands
+// for an explicit zero, as "0s".
 func (d Duration) MarshalJSON() ([]byte, error) {
+	if d < 0 {
+		d = 0
+	}
 	return json.Marshal(time.Duration(d).String())
 }
 

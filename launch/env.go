@@ -3,6 +3,7 @@ package launch
 import (
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func Environment(p config.Process, baseEnv []string, inject map[string]string) (
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(p.Cwd, path)
 		}
-		values, err := godotenv.Read(path)
+		values, err := readEnvFile(path, env)
 		if err != nil {
 			return nil, nil, fmt.Errorf("process %q: env_file %s: %w", p.Name, path, err)
 		}
@@ -96,6 +97,47 @@ func Environment(p config.Process, baseEnv []string, inject map[string]string) (
 		env.own[k] = true
 	}
 	return env, fileKeys, nil
+}
+
+// readEnvFile parses a dotenv file. ${VAR} in its values expands to the
+// file's own earlier variables or, failing that, to the environment built
+// so far (PocketBase's plus the injected PB_* variables), so that
+// API_URL=${PB_URL}/api works. godotenv only expands the file's own
+// variables, so the environment is put before the file as single-quoted
+// (never expanded) lines, and only the file's own keys are kept.
+func readEnvFile(path string, env *Env) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	own, err := godotenv.UnmarshalBytes(data)
+	if err != nil {
+		return nil, err
+	}
+	var prefix strings.Builder
+	for _, k := range env.keys {
+		v := env.vals[k]
+		if isIdentifier(k) && !strings.ContainsAny(v, "'\n") {
+			prefix.WriteString(k + "='" + v + "'\n")
+		}
+	}
+	all, err := godotenv.UnmarshalBytes(append([]byte(prefix.String()), data...))
+	if err != nil {
+		return own, nil
+	}
+	for k := range own {
+		own[k] = all[k]
+	}
+	return own, nil
+}
+
+func isIdentifier(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func sortedKeys(m map[string]string) []string {

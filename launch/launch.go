@@ -153,8 +153,13 @@ func runtimeOf(interpreter, fallback string) string {
 // process's own env or env_file, else cwd/.venv, cwd/venv, else the
 // VIRTUAL_ENV inherited from PocketBase.
 func findVenv(cwd string, env *Env) string {
-	if v := env.Get("VIRTUAL_ENV"); v != "" && env.IsOwn("VIRTUAL_ENV") && isVenv(v) {
-		return v
+	if v := env.Get("VIRTUAL_ENV"); v != "" && env.IsOwn("VIRTUAL_ENV") {
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(cwd, v)
+		}
+		if isVenv(v) {
+			return v
+		}
 	}
 	for _, name := range []string{".venv", "venv"} {
 		if dir := filepath.Join(cwd, name); isVenv(dir) {
@@ -182,7 +187,7 @@ func activate(env *Env, venv string) {
 	path := env.Get("PATH")
 	if path == "" {
 		env.Set("PATH", bin)
-	} else if !strings.HasPrefix(path, bin+string(os.PathListSeparator)) {
+	} else if path != bin && !strings.HasPrefix(path, bin+string(os.PathListSeparator)) {
 		env.Set("PATH", bin+string(os.PathListSeparator)+path)
 	}
 	env.Unset("PYTHONHOME")

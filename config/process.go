@@ -156,16 +156,6 @@ func (p Process) Signal() (syscall.Signal, error) {
 	return ParseSignal(p.KillSignal)
 }
 
-var signals = map[string]syscall.Signal{
-	"TERM": syscall.SIGTERM,
-	"INT":  syscall.SIGINT,
-	"QUIT": syscall.SIGQUIT,
-	"HUP":  syscall.SIGHUP,
-	"USR1": syscall.SIGUSR1,
-	"USR2": syscall.SIGUSR2,
-	"KILL": syscall.SIGKILL,
-}
-
 // ParseSignal parses a signal name such as "SIGTERM" or "TERM".
 func ParseSignal(name string) (syscall.Signal, error) {
 	if name == "" {

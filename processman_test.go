@@ -18,6 +18,7 @@ import (
 	_ "github.com/pocketbase/pocketbase/migrations" // the system collections
 	"github.com/processman/processman"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -61,7 +62,7 @@ func startServer(t *testing.T, cfg processman.Config, files map[string]string) *
 	addr := freeAddr(t)
 	s := &server{t: t, app: app, dir: dir, url: "http://" + addr, served: make(chan error, 1)}
 	go func() { s.served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()
-	waitFor(t, "PocketBase to serve", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "PocketBase to serve", 30*time.Second, func() bool {
 		resp, err := http.Get(s.url + "/api/health")
 		if err != nil {
 			return false
@@ -115,35 +116,17 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func waitState(t *testing.T, p *supervisor.Process, want supervisor.State) supervisor.Status {
 	t.Helper()
 	var st supervisor.Status
-	waitFor(t, fmt.Sprintf("state %s (now %s)", want, p.Status().State), 20*time.Second, func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("state %s (now %s)", want, p.Status().State), 20*time.Second, func() bool {
 		st = p.Status()
 		return st.State == want
 	})
 	return st
 }
 
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	return i > 0 && stat[i+2] != 'Z' && stat[i+2] != 'X'
-}
 
 const envDumper = `import json, os, sys, urllib.request
 health = urllib.request.urlopen(os.environ["PB_URL"] + "/api/health").status
@@ -165,7 +148,7 @@ func TestChildEnvironment(t *testing.T) {
 	p := s.process("envcheck")
 	waitState(t, p, supervisor.Online)
 	dump := filepath.Join(s.dir, "app", "env.json")
-	waitFor(t, "env.json", 20*time.Second, func() bool { _, err := os.Stat(dump); return err == nil })
+	testutil.WaitFor(t, "env.json", 20*time.Second, func() bool { _, err := os.Stat(dump); return err == nil })
 	time.Sleep(100 * time.Millisecond) // let the writer finish
 	var got struct {
 		Env    map[string]string
@@ -214,7 +197,7 @@ func TestStopsChildrenOnTerminate(t *testing.T) {
 	}
 	s.stop()
 	for _, pid := range pids {
-		if alive(pid) {
+		if testutil.Alive(pid) {
 			t.Errorf("pid %d still alive after PocketBase terminated", pid)
 		}
 	}
@@ -242,7 +225,7 @@ func TestOutputReachesPocketBaseLogs(t *testing.T) {
 		{"hello from stderr", "stderr"},
 	} {
 		var log *core.Log
-		waitFor(t, "log "+tc.message, 30*time.Second, func() bool { log = find(tc.message); return log != nil })
+		testutil.WaitFor(t, "log "+tc.message, 30*time.Second, func() bool { log = find(tc.message); return log != nil })
 		if log.Data["process"] != "talker" || log.Data["stream"] != tc.stream || fmt.Sprint(log.Data["pid"]) != fmt.Sprint(pid) {
 			t.Errorf("%q: attributes %v, want process talker, stream %s, pid %d", tc.message, log.Data, tc.stream, pid)
 		}
@@ -261,7 +244,7 @@ func TestLogStoreIsRateLimited(t *testing.T) {
 		"pb_processes.json": `{"processes": [{"name": "flood", "script": "flood.py"}]}`,
 	})
 	p := s.process("flood")
-	waitFor(t, "3000 lines", 20*time.Second, func() bool { return p.Status().Logs.Lines >= 3000 })
+	testutil.WaitFor(t, "3000 lines", 20*time.Second, func() bool { return p.Status().Logs.Lines >= 3000 })
 	st := p.Status()
 	if st.Logs.LoggerSkipped < 2000 {
 		t.Errorf("skipped %d lines, want most of 3000 skipped at 10 lines/s", st.Logs.LoggerSkipped)
@@ -335,11 +318,11 @@ func TestWatchRestartsOnChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.dir, "w", "app.py"), []byte("import time\nprint('v2')\ntime.sleep(300)\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a restart after the change", 20*time.Second, func() bool {
+	testutil.WaitFor(t, "a restart after the change", 20*time.Second, func() bool {
 		st := p.Status()
 		return st.State == supervisor.Online && st.Pid != first
 	})
-	if alive(first) {
+	if testutil.Alive(first) {
 		t.Error("the old run is still alive")
 	}
 	if st := p.Status(); st.Restarts != 1 {

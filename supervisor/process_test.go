@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/launch"
 	"github.com/processman/processman/logs"
 )
@@ -70,21 +71,11 @@ func (h *harness) script(name, body string) string {
 	return path
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func waitState(t *testing.T, p *Process, want State, timeout time.Duration) Status {
 	t.Helper()
 	var st Status
-	waitFor(t, fmt.Sprintf("%s to be %s", p.cfg.Name, want), timeout, func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("%s to be %s", p.cfg.Name, want), timeout, func() bool {
 		st = p.Status()
 		return st.State == want
 	})
@@ -95,7 +86,7 @@ func waitState(t *testing.T, p *Process, want State, timeout time.Duration) Stat
 func waitExited(t *testing.T, p *Process, timeout time.Duration) Status {
 	t.Helper()
 	var st Status
-	waitFor(t, p.cfg.Name+" to exit", timeout, func() bool {
+	testutil.WaitFor(t, p.cfg.Name+" to exit", timeout, func() bool {
 		st = p.Status()
 		return st.LastExit != nil && !st.State.Running()
 	})
@@ -104,31 +95,7 @@ func waitExited(t *testing.T, p *Process, timeout time.Duration) Status {
 
 // pidsWithMarker lists live processes whose environment holds marker.
 func pidsWithMarker(t *testing.T, marker string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("needs /proc")
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !strings.Contains(string(env), "TEST_MARKER="+marker+"\x00") {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
+	return testutil.PidsWithEnv(t, "TEST_MARKER", marker)
 }
 
 func TestRestartWithBackoffThenErrored(t *testing.T) {
@@ -194,7 +161,7 @@ func TestRestartWithBackoffThenErrored(t *testing.T) {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a fifth start", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "a fifth start", 5*time.Second, func() bool {
 		data, _ := os.ReadFile(starts)
 		return len(strings.Fields(string(data))) >= 5
 	})
@@ -250,7 +217,7 @@ while True:
     time.sleep(0.05)
 `)
 	p := h.add(config.Process{Name: "py", Script: "app.py"})
-	waitFor(t, "ready line", 15*time.Second, func() bool { return hasLine(p, "ready") })
+	testutil.WaitFor(t, "ready line", 15*time.Second, func() bool { return hasLine(p, "ready") })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +263,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 				KillTimeout: config.Duration(500 * time.Millisecond),
 				Env:         map[string]string{"TEST_MARKER": marker},
 			})
-			waitFor(t, "up", 10*time.Second, func() bool { return hasLine(p, "up") })
+			testutil.WaitFor(t, "up", 10*time.Second, func() bool { return hasLine(p, "up") })
 			pgid := p.Status().Pid
 			start := time.Now()
 			if err := p.Stop(context.Background()); err != nil {
@@ -321,7 +288,7 @@ func TestStopTakesGrandchildren(t *testing.T) {
 	// sh → sh → sleep, plus a python grandchild: a tree like npm → node.
 	h.script("tree.sh", "#!/bin/sh\nsh -c 'sleep 300 & wait' &\npython3 -c 'import time; time.sleep(300)' &\necho up\nwait\n")
 	p := h.add(config.Process{Name: "tree", Script: "tree.sh", Env: map[string]string{"TEST_MARKER": marker}})
-	waitFor(t, "4 processes in the tree", 15*time.Second, func() bool { return len(pidsWithMarker(t, marker)) == 4 })
+	testutil.WaitFor(t, "4 processes in the tree", 15*time.Second, func() bool { return len(pidsWithMarker(t, marker)) == 4 })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +439,7 @@ func TestWatchdogIsReplacedWhenKilled(t *testing.T) {
 	}
 	proc, _ := os.FindProcess(first)
 	_ = proc.Kill()
-	waitFor(t, "watchdog to die", 5*time.Second, func() bool { return !groupAlive(first) })
+	testutil.WaitFor(t, "watchdog to die", 5*time.Second, func() bool { return !groupAlive(first) })
 
 	b := h.add(config.Process{Name: "b", Script: "app.sh"})
 	waitState(t, b, Online, 10*time.Second)

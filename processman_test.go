@@ -116,7 +116,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-
 func waitState(t *testing.T, p *supervisor.Process, want supervisor.State) supervisor.Status {
 	t.Helper()
 	var st supervisor.Status
@@ -126,7 +125,6 @@ func waitState(t *testing.T, p *supervisor.Process, want supervisor.State) super
 	})
 	return st
 }
-
 
 const envDumper = `import json, os, sys, urllib.request
 health = urllib.request.urlopen(os.environ["PB_URL"] + "/api/health").status

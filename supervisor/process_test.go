@@ -71,7 +71,6 @@ func (h *harness) script(name, body string) string {
 	return path
 }
 
-
 func waitState(t *testing.T, p *Process, want State, timeout time.Duration) Status {
 	t.Helper()
 	var st Status

@@ -498,4 +498,5 @@ func (o *Output) Close() error {
 	})
 	return o.closeErr
 }
+
 var gatherDelay = gatherDelayConst

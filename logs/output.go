@@ -51,7 +51,7 @@ const (
 	// gatherDelay is how long the sink lets lines gather after taking some,
 	// so that a child writing line by line costs one write(2) to the file
 	// and one wake-up of the sink per gatherDelay, not one per line.
-	gatherDelayConst = time.Millisecond
+	gatherDelay = time.Millisecond
 	// warnInterval is the shortest time between two rate-limit warnings.
 	warnInterval = 10 * time.Second
 	// fileTimeFormat is the time stamp at the start of each log file line.
@@ -498,5 +498,3 @@ func (o *Output) Close() error {
 	})
 	return o.closeErr
 }
-
-var gatherDelay = gatherDelayConst

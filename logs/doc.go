@@ -44,6 +44,12 @@
 //   - The lines of a read are added to the ring under one lock and appended
 //     to the sink's pending list under another. The sink is woken only when
 //     that list was empty, and takes all of it at once.
+//   - After a read of less than 16 KiB the reader waits 5 ms before the
+//     next one, so that a child writing line by line is read in batches.
+//     The child does not wait meanwhile: it keeps writing into the pipe,
+//     whose buffer the supervisor enlarges to 1 MiB on Linux. (The
+//     supervisor also gives the reader a blocking pipe, outside Go's
+//     network poller, which would otherwise wake up for every write.)
 //   - After taking lines the sink waits one millisecond for more before it
 //     writes the file. A child writing line by line (Python with
 //     PYTHONUNBUFFERED=1 does) thus costs one wake-up of the sink and one

@@ -41,6 +41,15 @@ const QueueUnit = 8 << 10
 
 const (
 	readBufSize = 64 << 10 // bytes per read(2) from a pipe
+	// readPause is how long the reader waits after a small read before
+	// reading again, so that a child writing line by line is read in
+	// batches instead of waking the reader for every line. The child does
+	// not wait meanwhile: it keeps writing into the pipe's buffer, which
+	// the supervisor enlarges to 1 MiB (on Linux), many times what a
+	// child can write in that time.
+	readPause = 5 * time.Millisecond
+	// smallRead is the size under which a read counts as small.
+	smallRead   = 16 << 10
 	fileBufSize = 64 << 10 // bytes the sink gathers before a write(2)
 	// chunkLines is the capacity of the chunks that carry lines to the sink.
 	chunkLines = 256
@@ -284,6 +293,9 @@ func (o *Output) read(stream string, pid int, r io.ReadCloser, done chan<- struc
 		}
 		if err != nil {
 			break
+		}
+		if n < smallRead {
+			time.Sleep(readPause)
 		}
 	}
 	if !o.closed.Load() {

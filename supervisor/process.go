@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"slices"
 	"sync"
@@ -262,11 +261,11 @@ func (p *Process) spawn() (*run, error) {
 	p.status.Command, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Runtime, cmdSpec.Venv
 	p.mu.Unlock()
 
-	stdoutR, stdoutW, err := os.Pipe()
+	stdoutR, stdoutW, err := outputPipe()
 	if err != nil {
 		return nil, fmt.Errorf("processman: start %q: %w", p.cfg.Name, err)
 	}
-	stderrR, stderrW, err := os.Pipe()
+	stderrR, stderrW, err := outputPipe()
 	if err != nil {
 		stdoutR.Close()
 		stdoutW.Close()

@@ -1,0 +1,50 @@
+package processman_test
+
+import (
+	"context"
+	"log"
+
+	"github.com/pocketbase/pocketbase"
+	"github.com/pocketbase/pocketbase/apis"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman"
+	"github.com/processman/processman/config"
+)
+
+// Wiring the plugin into a PocketBase app: processes come from
+// pb_data/../pb_processes.json and from Go.
+func ExampleMustRegister() {
+	app := pocketbase.New()
+
+	processman.MustRegister(app, app.RootCmd, processman.Config{
+		Processes: []config.Process{
+			{Name: "agent", Script: "agent.py", Cwd: "agents", Watch: config.Watch{Enabled: true}},
+			{Name: "web", Script: "npm", Args: []string{"run", "start"}, Cwd: "web", Restart: config.RestartOnFailure},
+		},
+	})
+
+	if err := app.Start(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Controlling a process from PocketBase code, here restarting an agent
+// from a custom superuser-only route.
+func ExampleManager() {
+	app := pocketbase.New()
+	processman.MustRegister(app, app.RootCmd, processman.Config{})
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.POST("/api/myapp/restart-agent", func(e *core.RequestEvent) error {
+			agent := processman.Manager(e.App).Get("agent")
+			if agent == nil {
+				return e.NotFoundError("no agent process", nil)
+			}
+			if err := agent.Restart(context.Background()); err != nil {
+				return e.InternalServerError("restart failed", err)
+			}
+			return e.JSON(200, agent.Status())
+		}).Bind(apis.RequireSuperuserAuth())
+		return se.Next()
+	})
+}

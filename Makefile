@@ -39,7 +39,7 @@ test-compat:
 	$(GO) test -count=1 -modfile=$(COMPAT) ./...
 
 test-e2e: build $(VENV)/.installed
-	$(VENV)/bin/pytest -q tests/e2e
+	$(VENV)/bin/pytest -q tests/contract tests/e2e
 
 test: vet test-go test-compat test-e2e
 

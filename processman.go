@@ -29,6 +29,7 @@ package processman
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
@@ -70,6 +71,11 @@ type Config struct {
 	// derived from the address PocketBase serves on, with a wildcard host
 	// replaced by 127.0.0.1 (set it when serving HTTPS under a domain).
 	PocketBaseURL string
+
+	// GatewayHold is how long a request to a route waits for its process
+	// to accept connections (while it starts, restarts or backs off)
+	// before it gets a 503 with Retry-After. If not set it fallbacks to 10s.
+	GatewayHold time.Duration
 
 	// DatabaseEnv returns the variables that tell children where the
 	// database is. If not set, PB_DB_PATH is the SQLite file

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/launch"
 	"github.com/processman/processman/logs"
 	"github.com/processman/processman/supervisor"
@@ -24,10 +25,11 @@ type plugin struct {
 	config        Config
 	processesFlag string
 
-	mu       sync.Mutex
-	manager  *supervisor.Manager
-	outputs  []*logs.Output
-	watchers []*watch.Watcher
+	mu        sync.Mutex
+	manager   *supervisor.Manager
+	outputs   []*logs.Output
+	watchers  []*watch.Watcher
+	socketDir string
 }
 
 // Manager returns the supervisor of the processes of app, or nil when
@@ -100,9 +102,6 @@ func (p *plugin) loadProcesses() ([]config.Process, config.Errors) {
 // onServe starts the processes once PocketBase listens, so that PB_URL
 // answers as soon as a child starts.
 func (p *plugin) onServe(e *core.ServeEvent) error {
-	if err := e.Next(); err != nil {
-		return err
-	}
 	procs, errs := p.loadProcesses()
 	if len(errs) > 0 {
 		// Reported all at once; valid entries still start and PocketBase
@@ -112,6 +111,23 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 			p.app.Logger().Error("processman: config error", "error", ce.Error(), "process", ce.Process, "path", ce.Path)
 		}
 	}
+
+	manager := supervisor.NewManager()
+	p.mu.Lock()
+	p.manager = manager
+	p.mu.Unlock()
+
+	// Routes must be on the router before PocketBase builds it in Next;
+	// the processes start after, once PocketBase listens, so that PB_URL
+	// answers as soon as a child starts.
+	routed, err := p.setupRoutes(e, manager, procs, errs)
+	if err != nil {
+		return err
+	}
+	if err := e.Next(); err != nil {
+		return err
+	}
+
 	inject := map[string]string{
 		"PB_URL":           p.pocketBaseURL(e),
 		"PB_DATA_DIR":      absPath(p.app.DataDir()),
@@ -120,19 +136,13 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 	for k, v := range p.config.DatabaseEnv(p.app) {
 		inject[k] = v
 	}
-
-	manager := supervisor.NewManager()
-	p.mu.Lock()
-	p.manager = manager
-	p.mu.Unlock()
-
 	seen := map[string]bool{}
 	for i, proc := range procs {
 		if proc.Name == "" || seen[proc.Name] {
 			continue // reported above; it cannot be addressed by name
 		}
 		seen[proc.Name] = true
-		if err := p.addProcess(manager, proc, errs.ForIndex(i), inject); err != nil {
+		if err := p.addProcess(manager, proc, errs.ForIndex(i), inject, routed[proc.Name]); err != nil {
 			p.app.Logger().Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
 			fmt.Fprintln(os.Stderr, err)
 		}
@@ -140,8 +150,47 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 	return nil
 }
 
+// routedProcess is what a routed process adds to its launch.
+type routedProcess struct {
+	target gateway.Target
+	env    map[string]string
+}
+
+// setupRoutes registers the routes of the valid routed processes.
+func (p *plugin) setupRoutes(e *core.ServeEvent, manager *supervisor.Manager, procs []config.Process, errs config.Errors) (map[string]routedProcess, error) {
+	routed := map[string]routedProcess{}
+	var setup *gatewaySetup
+	for i, proc := range procs {
+		if proc.Route == "" || len(errs.ForIndex(i)) > 0 || proc.Name == "" {
+			continue
+		}
+		if _, dup := routed[proc.Name]; dup {
+			continue
+		}
+		if setup == nil {
+			var err error
+			if setup, err = newGatewaySetup(); err != nil {
+				return nil, err
+			}
+			p.mu.Lock()
+			p.socketDir = setup.socketDir
+			p.mu.Unlock()
+		}
+		proc = proc.WithDefaults()
+		target, env, err := setup.target(proc)
+		if err != nil {
+			p.app.Logger().Error("processman: route not mounted", "process", proc.Name, "route", proc.Route, "error", err.Error())
+			fmt.Fprintln(os.Stderr, err)
+			continue
+		}
+		p.registerRoute(e, manager, proc, target, setup.secret)
+		routed[proc.Name] = routedProcess{target: target, env: env}
+	}
+	return routed, nil
+}
+
 // addProcess creates the output, supervisor and watcher of one process.
-func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, errs config.Errors, inject map[string]string) error {
+func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, errs config.Errors, inject map[string]string, routed routedProcess) error {
 	full := proc.WithDefaults()
 	out, err := logs.NewOutput(logs.Options{
 		Process:     proc.Name,
@@ -165,13 +214,17 @@ func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, er
 	for k, v := range inject {
 		procEnv[k] = v
 	}
+	for k, v := range routed.env {
+		procEnv[k] = v
+	}
 	opts := supervisor.Options{
 		Resolve: func(c config.Process) (*launch.Command, error) {
 			return launch.Resolve(c, os.Environ(), procEnv)
 		},
-		Spawner: manager.Spawner(),
-		Output:  out,
-		Logger:  p.app.Logger(),
+		Spawner:     manager.Spawner(),
+		Output:      out,
+		Logger:      p.app.Logger(),
+		BeforeStart: func() error { return removeStaleSocket(routed.target) },
 	}
 	if len(errs) > 0 {
 		opts.ConfigError = "invalid config: " + errs.Error()
@@ -223,9 +276,12 @@ func (p *plugin) watch(sp *supervisor.Process, cfg config.Process) error {
 // itself in place.
 func (p *plugin) onTerminate(e *core.TerminateEvent) error {
 	p.mu.Lock()
-	manager, watchers, outputs := p.manager, p.watchers, p.outputs
-	p.manager, p.watchers, p.outputs = nil, nil, nil
+	manager, watchers, outputs, socketDir := p.manager, p.watchers, p.outputs, p.socketDir
+	p.manager, p.watchers, p.outputs, p.socketDir = nil, nil, nil, ""
 	p.mu.Unlock()
+	if socketDir != "" {
+		defer os.RemoveAll(socketDir)
+	}
 
 	for _, w := range watchers {
 		_ = w.Close()

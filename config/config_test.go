@@ -1286,6 +1286,8 @@ func TestSchemaMatchesProcessStruct(t *testing.T) {
 			want = `["boolean","array"]`
 		case typ == logFile:
 			want = `["boolean","string"]`
+		case typ == reflect.TypeOf(config.Auth{}):
+			want = `["string","array"]`
 		case typ.Kind() == reflect.String:
 			if enum, ok := prop["enum"].([]any); ok {
 				for _, v := range enum {

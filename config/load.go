@@ -173,6 +173,72 @@ func Check(processes []Process, file string) Errors {
 		if file == "" {
 			errs = append(errs, checkGoValues(p, add)...)
 		}
+		checkRoute(p, add, file != "")
+	}
+	errs = append(errs, checkRouteCollisions(processes, file)...)
+	return errs
+}
+
+// ReservedRoutes are PocketBase's own paths, which no route may take or
+// contain.
+var ReservedRoutes = []string{
+	"/api/collections", "/api/files", "/api/realtime", "/api/pm", "/api/health",
+	"/api/settings", "/api/logs", "/api/backups", "/api/crons", "/api/batch", "/_",
+}
+
+// routesOverlap reports whether one route contains the other.
+func routesOverlap(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
+}
+
+// checkRoute checks a process's route, listen and auth values; the
+// format of a file's route was already checked by the schema.
+func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
+	if p.Route == "" {
+		if p.Listen != "" || !p.Auth.IsZero() {
+			add("route", "listen or auth is set but route is not", `add a "route" such as "/api/agent", or remove listen and auth`)
+		}
+		return
+	}
+	switch {
+	case p.Route == "/api":
+		add("route", `route "/api" would take all of PocketBase's API`, fieldHint("route"))
+	case !strings.HasPrefix(p.Route, "/") || strings.HasSuffix(p.Route, "/"):
+		if !fromFile {
+			add("route", fmt.Sprintf("invalid route %q", p.Route), fieldHint("route"))
+		}
+	default:
+		for _, r := range ReservedRoutes {
+			if routesOverlap(p.Route, r) {
+				add("route", fmt.Sprintf("route %q collides with PocketBase's own %s", p.Route, r), "choose another prefix, such as \"/api/agent\"")
+			}
+		}
+	}
+	if p.Listen != "" && p.Listen != ListenUnix && p.Listen != ListenTCP {
+		add("listen", fmt.Sprintf("unknown listen %q", p.Listen), fieldHint("listen"))
+	}
+	if m := p.Auth.Mode; m != "" && m != AuthPublic && m != AuthUser && m != AuthSuperuser {
+		add("auth", fmt.Sprintf("unknown auth %q", m), fieldHint("auth"))
+	}
+	for _, c := range p.Auth.Collections {
+		if strings.TrimSpace(c) == "" {
+			add("auth", "empty collection name in auth", fieldHint("auth"))
+		}
+	}
+}
+
+// checkRouteCollisions reports routes that contain one another.
+func checkRouteCollisions(processes []Process, file string) Errors {
+	var errs Errors
+	for i, p := range processes {
+		for j := 0; j < i; j++ {
+			q := processes[j]
+			if p.Route != "" && q.Route != "" && routesOverlap(p.Route, q.Route) {
+				errs = append(errs, Error{File: file, Path: fmt.Sprintf("/processes/%d/route", i), Index: i, Process: p.Name,
+					Message: fmt.Sprintf("route %q collides with %q of /processes/%d", p.Route, q.Route, j),
+					Hint:    "give each process its own prefix; one may not contain the other"})
+			}
+		}
 	}
 	return errs
 }

@@ -15,6 +15,19 @@ const (
 	RestartNever     = "never"
 )
 
+// How a routed process listens.
+const (
+	ListenUnix = "unix"
+	ListenTCP  = "tcp"
+)
+
+// Auth modes of a route.
+const (
+	AuthPublic    = "public"
+	AuthUser      = "user"
+	AuthSuperuser = "superuser"
+)
+
 // InterpreterNone runs the script directly, without an interpreter.
 const InterpreterNone = "none"
 
@@ -117,6 +130,17 @@ type Process struct {
 	// LogMaxSizeMB rotates the log file at this size. Default 10.
 	LogMaxSizeMB int `json:"log_max_size_mb,omitempty"`
 
+	// Route is the mount prefix, such as "/api/agent", under which
+	// PocketBase forwards requests to the process. Empty: not exposed.
+	Route string `json:"route,omitempty"`
+
+	// Listen is how a routed process listens: ListenUnix (default) on the
+	// socket in PB_SOCKET, or ListenTCP on the loopback port in PORT.
+	Listen string `json:"listen,omitempty"`
+
+	// Auth says who may call the route; the zero value is AuthUser.
+	Auth Auth `json:"auth,omitzero"`
+
 	// LogMaxFiles is how many rotated files are kept. Default 5; zero in a
 	// config file is taken as the default, use 1 to keep the fewest.
 	LogMaxFiles int `json:"log_max_files,omitempty"`
@@ -141,6 +165,9 @@ func (p Process) WithDefaults() Process {
 		p.KillSignal = DefaultKillSignal
 	}
 	p.KillTimeout = p.KillTimeout.orDefault(DefaultKillTimeout)
+	if p.Route != "" && p.Listen == "" {
+		p.Listen = ListenUnix
+	}
 	if p.LogMaxSizeMB == 0 {
 		p.LogMaxSizeMB = DefaultLogMaxSizeMB
 	}
@@ -284,5 +311,42 @@ func (l *LogFile) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("want a path, true or false")
 	}
 	*l = LogFile{Path: path}
+	return nil
+}
+
+// Auth is who may call a route: a mode (AuthPublic, AuthUser,
+// AuthSuperuser) or a list of auth collection names. In JSON it is a
+// string or a list of strings.
+type Auth struct {
+	Mode        string
+	Collections []string
+}
+
+// IsZero reports whether the default (AuthUser) applies.
+func (a Auth) IsZero() bool { return a.Mode == "" && len(a.Collections) == 0 }
+
+// MarshalJSON writes the mode, or the list of collections.
+func (a Auth) MarshalJSON() ([]byte, error) {
+	if len(a.Collections) > 0 {
+		return json.Marshal(a.Collections)
+	}
+	if a.Mode == "" {
+		return json.Marshal(AuthUser)
+	}
+	return json.Marshal(a.Mode)
+}
+
+// UnmarshalJSON reads a mode or a list of collection names.
+func (a *Auth) UnmarshalJSON(data []byte) error {
+	var mode string
+	if err := json.Unmarshal(data, &mode); err == nil {
+		*a = Auth{Mode: mode}
+		return nil
+	}
+	var collections []string
+	if err := json.Unmarshal(data, &collections); err != nil {
+		return fmt.Errorf("want \"public\", \"user\", \"superuser\" or a list of collection names")
+	}
+	*a = Auth{Collections: collections}
 	return nil
 }

@@ -31,6 +31,9 @@ type Options struct {
 	Output *logs.Output
 	// Logger receives state changes; nil means slog.Default().
 	Logger *slog.Logger
+	// BeforeStart, if set, runs before each start; an error fails the
+	// start (the gateway removes a stale socket file here).
+	BeforeStart func() error
 	// ConfigError, if set, marks the process errored from the start: its
 	// config entry is invalid. Start and Restart return it.
 	ConfigError string
@@ -256,6 +259,11 @@ func (p *Process) spawn() (*run, error) {
 	cmdSpec, err := p.opts.Resolve(p.cfg)
 	if err != nil {
 		return nil, err
+	}
+	if p.opts.BeforeStart != nil {
+		if err := p.opts.BeforeStart(); err != nil {
+			return nil, err
+		}
 	}
 	p.mu.Lock()
 	p.status.Command, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Runtime, cmdSpec.Venv

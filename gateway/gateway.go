@@ -1,0 +1,232 @@
+// Package gateway forwards HTTP requests from PocketBase to a sidecar
+// process over its Unix socket or loopback port: unbuffered, so that
+// server-sent events and chunked answers stream as the sidecar writes
+// them; with the caller's PocketBase identity, verified by PocketBase and
+// signed for the sidecar; and held while the sidecar is not ready yet.
+//
+// Headers the sidecar receives are described in docs/gateway.md.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/router"
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/gateway/identity"
+)
+
+// Defaults of a Proxy.
+const (
+	// DefaultHold is how long a request waits for a sidecar that is
+	// starting, restarting or backing off before it gets a 503.
+	DefaultHold = 10 * time.Second
+	// idleConnTimeout is shorter than uvicorn's and Node's 5 s keep-alive,
+	// so the gateway never reuses a connection the sidecar is closing.
+	idleConnTimeout = 4 * time.Second
+	// RetryAfter is the Retry-After of a 503, in seconds.
+	RetryAfter = 2
+)
+
+// Target is where a sidecar listens.
+type Target struct {
+	// Network is "unix" or "tcp".
+	Network string
+	// Address is the socket path or host:port.
+	Address string
+}
+
+// Proxy forwards the requests of one route to one sidecar.
+type Proxy struct {
+	// Process is the sidecar's name, used in errors and logs.
+	Process string
+	// Route is the mount prefix, without trailing slash.
+	Route string
+	// Target is where the sidecar listens.
+	Target Target
+	// Auth says who may call the route.
+	Auth config.Auth
+	// Secret signs the identity headers (PB_GATEWAY_SECRET).
+	Secret string
+	// Hold is how long to wait for the sidecar; zero means DefaultHold.
+	Hold time.Duration
+	// State returns the sidecar's state for error messages, e.g. "online".
+	State func() string
+	// Logger receives one record per failed call; nil means none.
+	Logger *slog.Logger
+
+	proxy *httputil.ReverseProxy
+}
+
+// Init prepares the proxy; call it once before Handle.
+func (p *Proxy) Init() {
+	if p.Hold <= 0 {
+		p.Hold = DefaultHold
+	}
+	transport := &http.Transport{
+		DialContext:           p.dial,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       idleConnTimeout,
+		ResponseHeaderTimeout: 0, // agents may think long before answering
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     transport,
+		FlushInterval: -1, // flush every write: SSE and token streams
+		ErrorHandler:  p.upstreamError,
+		ErrorLog:      nil,
+	}
+}
+
+// dial connects to the sidecar, retrying for up to Hold while it is not
+// listening (starting, restarting, in backoff): such a request is held,
+// not failed.
+func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	var d net.Dialer
+	deadline := time.Now().Add(p.Hold)
+	delay := 10 * time.Millisecond
+	for {
+		conn, err := d.DialContext(ctx, p.Target.Network, p.Target.Address)
+		if err == nil {
+			return conn, nil
+		}
+		if !notListening(err) {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, errNotReady
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errNotReady
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
+
+var errNotReady = errors.New("sidecar not ready")
+
+// notListening reports errors of a socket nobody listens on yet.
+func notListening(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// identityKey carries the verified identity from Handle to rewrite.
+type identityKey struct{}
+
+// Handle serves one request of the route: auth, identity, forward.
+func (p *Proxy) Handle(e *core.RequestEvent) error {
+	if err := p.authorize(e); err != nil {
+		return err
+	}
+	id := identity.Identity{}
+	if e.Auth != nil {
+		id = identity.Identity{ID: e.Auth.Id, Collection: e.Auth.Collection().Name, Superuser: e.HasSuperuserAuth()}
+	}
+	// Long streams and large uploads must not be cut by the server's
+	// read and write timeouts.
+	rc := http.NewResponseController(e.Response)
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
+
+	req := e.Request.WithContext(context.WithValue(e.Request.Context(), identityKey{}, id))
+	// PocketBase's router keeps a copy of every body read, so that hooks
+	// can read it again. A proxied body is read once, by the sidecar:
+	// stream it without the copy, however large it is.
+	if body, ok := req.Body.(*router.RereadableReadCloser); ok {
+		req.Body = body.ReadCloser
+	}
+	p.proxy.ServeHTTP(e.Response, req)
+	return nil
+}
+
+// authorize applies the route's auth rule with PocketBase's own auth.
+// Superusers may call every route.
+func (p *Proxy) authorize(e *core.RequestEvent) error {
+	mode := p.Auth.Mode
+	if mode == "" && len(p.Auth.Collections) == 0 {
+		mode = config.AuthUser
+	}
+	if mode == config.AuthPublic {
+		return nil
+	}
+	if e.Auth == nil {
+		return e.UnauthorizedError("The request requires valid authorization token.", nil)
+	}
+	if e.HasSuperuserAuth() {
+		return nil
+	}
+	switch {
+	case mode == config.AuthUser:
+		return nil
+	case mode == config.AuthSuperuser:
+		return e.ForbiddenError("Only superusers can perform this action.", nil)
+	case slices.Contains(p.Auth.Collections, e.Auth.Collection().Name):
+		return nil
+	}
+	return e.ForbiddenError(fmt.Sprintf("Records of %q cannot call this route.", e.Auth.Collection().Name), nil)
+}
+
+// rewrite turns the incoming request into the sidecar's: the prefix is
+// removed, forwarding headers set, identity headers replaced.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	in := pr.In
+	rest := strings.TrimPrefix(in.URL.Path, p.Route)
+	if rest == "" {
+		rest = "/"
+	}
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "sidecar"
+	pr.Out.Host = in.Host
+	pr.Out.URL.Path = rest
+	pr.Out.URL.RawPath = ""
+	if in.URL.RawPath != "" {
+		pr.Out.URL.RawPath = strings.TrimPrefix(in.URL.RawPath, p.Route)
+		if pr.Out.URL.RawPath == "" {
+			pr.Out.URL.RawPath = "/"
+		}
+	}
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Forwarded-Prefix", p.Route)
+
+	id, _ := in.Context().Value(identityKey{}).(identity.Identity)
+	identity.Apply(pr.Out.Header, p.Secret, time.Now(), pr.Out.Method, pr.Out.URL.RequestURI(), id)
+}
+
+// upstreamError answers a failed forward in PocketBase's error format.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	state := ""
+	if p.State != nil {
+		state = p.State()
+	}
+	status, message := http.StatusBadGateway, fmt.Sprintf("The %q process failed to answer.", p.Process)
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the client went away; nothing to answer
+	case errors.Is(err, errNotReady):
+		status = http.StatusServiceUnavailable
+		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, state)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
+	}
+	if p.Logger != nil {
+		p.Logger.Warn("processman: gateway error", "process", p.Process, "route", p.Route,
+			"method", r.Method, "url", r.URL.String(), "status", status, "state", state, "error", err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"status":%d,"message":%q,"data":{"process":%q,"state":%q}}`, status, message, p.Process, state)
+}

@@ -1,0 +1,32 @@
+// A sidecar for the gateway tests: it listens where processman says
+// (PB_SOCKET or PORT) and answers with what it received.
+import http from "node:http";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const server = http.createServer(async (req, res) => {
+  const url = new URL(req.url, "http://sidecar");
+  if (url.pathname === "/sse") {
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const n = Number(url.searchParams.get("n") ?? 5);
+    for (let i = 0; i < n; i++) {
+      res.write(`data: ${i}\n\n`);
+      await sleep(Number(url.searchParams.get("gap") ?? 200));
+    }
+    return res.end();
+  }
+  let bytes = 0;
+  for await (const chunk of req) bytes += chunk.length;
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({
+    method: req.method,
+    url: req.url,
+    bytes,
+    headers: req.headers,
+    secret: process.env.PB_GATEWAY_SECRET,
+    env: { PB_SOCKET: process.env.PB_SOCKET ?? "", PORT: process.env.PORT ?? "", PB_ROUTE: process.env.PB_ROUTE ?? "" },
+  }));
+});
+
+server.listen(process.env.PB_SOCKET ?? Number(process.env.PORT), () => console.log("ready"));
+process.on("SIGTERM", () => server.close(() => process.exit(0)));

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman"
 	"github.com/processman/processman/gateway/identity"
@@ -342,4 +343,130 @@ func hasOpenConnection(t *testing.T) bool {
 		}
 	}
 	return false
+}
+
+func TestHealthPathGatesRequests(t *testing.T) {
+	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public",
+		"env": {"READY_AFTER_MS": "1500"}, "health": {"http": "/health"}}`)
+	p := s.process("side")
+	start := time.Now()
+	resp, _ := s.call(t, "GET", "/api/side/x", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The socket accepts at once, but /health answers 503 for 1.5 s: the
+	// request must have waited for it.
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("answered after %v, before /health said ready", took)
+	}
+	if st := p.Status(); !st.Ready {
+		t.Errorf("not ready after a successful call: %+v", st)
+	}
+}
+
+func TestReadyLine(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"worker.sh":         "#!/bin/sh\necho booting\nsleep 1\necho 'worker ready to go'\nexec sleep 300\n",
+		"pb_processes.json": `{"processes": [{"name": "w", "script": "worker.sh", "health": {"line": "ready to go"}}]}`,
+	})
+	p := s.process("w")
+	testutil.WaitFor(t, "online", 10*time.Second, func() bool { return p.Status().State == "online" })
+	if p.Status().Ready {
+		t.Fatal("ready before the line")
+	}
+	testutil.WaitFor(t, "the ready line", 10*time.Second, func() bool { return p.Status().Ready })
+}
+
+func TestLivenessRestartsAProcessThatStopsAnswering(t *testing.T) {
+	dir := t.TempDir()
+	failFile := filepath.Join(dir, "fail")
+	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public",
+		"env": {"HEALTH_FAIL_FILE": "`+failFile+`"},
+		"health": {"http": "/health", "interval": "100ms", "failures": 3}}`)
+	p := s.process("side")
+	testutil.WaitFor(t, "ready", 10*time.Second, func() bool { return p.Status().Ready })
+	first := p.Status().Pid
+	time.Sleep(500 * time.Millisecond) // passing checks do nothing
+	if p.Status().Pid != first {
+		t.Fatal("restarted while healthy")
+	}
+	if err := os.WriteFile(failFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "a restart", 15*time.Second, func() bool {
+		st := p.Status()
+		return st.Pid != 0 && st.Pid != first
+	})
+	os.Remove(failFile)
+	testutil.WaitFor(t, "ready again", 10*time.Second, func() bool { return p.Status().Ready })
+}
+
+func TestGatewayRequestRecords(t *testing.T) {
+	s := gatewayServer(t, processman.Config{GatewayHold: 200 * time.Millisecond}, strings.Join([]string{
+		`{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public"}`,
+		`{"name": "quiet", "script": "side.mjs", "route": "/api/quiet", "auth": "public", "log_requests": "errors"}`,
+		`{"name": "mute", "script": "sleep", "args": ["300"], "route": "/api/mute", "auth": "public"}`,
+	}, ","))
+	for _, name := range []string{"side", "quiet"} {
+		p := s.process(name)
+		testutil.WaitFor(t, name+" ready", 15*time.Second, func() bool { return p.Status().Ready })
+	}
+	for _, path := range []string{"/api/side/logged?a=1", "/api/quiet/not-logged", "/api/mute/x"} {
+		resp, _ := s.call(t, "GET", path, "", nil)
+		_ = resp
+	}
+	find := func(message string) []*core.Log {
+		var logs []*core.Log
+		_ = s.app.LogQuery().AndWhere(dbx.HashExp{"message": message}).All(&logs)
+		return logs
+	}
+	var ok []*core.Log
+	testutil.WaitFor(t, "the request record", 30*time.Second, func() bool { ok = find("GET /api/side/logged?a=1"); return len(ok) > 0 })
+	if len(ok) != 1 || ok[0].Data["process"] != "side" || fmt.Sprint(ok[0].Data["status"]) != "200" || ok[0].Data["type"] != "gateway" {
+		t.Errorf("records: %d, first %v", len(ok), ok[0].Data)
+	}
+	var failed []*core.Log
+	testutil.WaitFor(t, "the 503 record", 30*time.Second, func() bool { failed = find("GET /api/mute/x"); return len(failed) > 0 })
+	if fmt.Sprint(failed[0].Data["status"]) != "503" || failed[0].Data["error"] == nil {
+		t.Errorf("503 record %v", failed[0].Data)
+	}
+	if n := len(find("GET /api/quiet/not-logged")); n != 0 {
+		t.Errorf("a successful call on an errors-only route was logged %d times", n)
+	}
+	// PocketBase's own activity log does not record gateway calls
+	var activity []*core.Log
+	_ = s.app.LogQuery().AndWhere(dbx.NewExp("json_extract(data, '$.url') = {:u}", dbx.Params{"u": "/api/side/logged?a=1"})).All(&activity)
+	if len(activity) != 0 {
+		t.Errorf("PocketBase's activity log recorded the gateway call: %v", activity[0].Data)
+	}
+}
+
+func TestSidecarClientFromGoCode(t *testing.T) {
+	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "superuser"}`)
+	client, err := processman.Sidecar(s.app, "side")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Post("http://side/summarize?x=1", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got echo
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.URL != "/summarize?x=1" || got.Bytes != 5 || got.Headers["x-pb-auth-superuser"] != "true" {
+		t.Errorf("sidecar got %+v", got)
+	}
+	hdr := http.Header{}
+	for k, v := range got.Headers {
+		hdr.Set(k, v)
+	}
+	if _, err := identity.Verify(hdr, got.Secret, time.Now(), "POST", got.URL); err != nil {
+		t.Errorf("a call from Go is not signed: %v", err)
+	}
+	if _, err := processman.Sidecar(s.app, "nope"); err == nil {
+		t.Error("a client for an unknown process")
+	}
 }

@@ -93,26 +93,63 @@ func removeStaleSocket(target gateway.Target) error {
 func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, proc config.Process, target gateway.Target, secret string) {
 	name := proc.Name
 	proxy := &gateway.Proxy{
-		Process: name,
-		Route:   proc.Route,
-		Target:  target,
-		Auth:    proc.Auth,
-		Secret:  secret,
-		Hold:    p.config.GatewayHold,
-		Logger:  p.app.Logger(),
-		State: func() string {
+		Process:     name,
+		Route:       proc.Route,
+		Target:      target,
+		Auth:        proc.Auth,
+		Secret:      secret,
+		Hold:        p.config.GatewayHold,
+		LogRequests: proc.LogRequests,
+		Logger:      p.app.Logger(),
+		Status: func() (string, bool) {
 			if sp := manager.Get(name); sp != nil {
-				return string(sp.Status().State)
+				st := sp.Status()
+				return string(st.State), st.Ready
 			}
-			return "unknown"
+			return "unknown", false
 		},
 	}
 	proxy.Init()
+	p.mu.Lock()
+	if p.proxies == nil {
+		p.proxies = map[string]*gateway.Proxy{}
+	}
+	p.proxies[name] = proxy
+	p.mu.Unlock()
 	for _, method := range routeMethods {
 		for _, pattern := range []string{proc.Route, proc.Route + "/{path...}"} {
 			// Uploads stream through to the sidecar: PocketBase's 32 MB
 			// cap and re-readable body buffering do not apply here.
-			e.Router.Route(method, pattern, proxy.Handle).Unbind(apis.DefaultBodyLimitMiddlewareId)
+			// The proxy writes its own request records, so PocketBase's
+			// activity log (a database write per request) is off here.
+			e.Router.Route(method, pattern, proxy.Handle).
+				Unbind(apis.DefaultBodyLimitMiddlewareId, apis.DefaultActivityLoggerMiddlewareId)
 		}
 	}
+}
+
+// Sidecar returns an HTTP client for calling the routed process name from
+// PocketBase code (hooks, custom routes) over the same socket as its
+// route, waiting for it to be ready. Use the sidecar's own paths, without
+// the route prefix:
+//
+//	client, err := processman.Sidecar(app, "agent")
+//	resp, err := client.Post("http://agent/summarize", "application/json", body)
+//
+// Calls are signed as gateway.System (a superuser without a record), or
+// as the identity put in the request's context with gateway.WithCaller.
+// It returns an error when the process has no route or PocketBase is not
+// serving.
+func Sidecar(app core.App, name string) (*http.Client, error) {
+	p, _ := app.Store().Get(storeKey).(*plugin)
+	if p == nil {
+		return nil, errors.New("processman: not registered")
+	}
+	p.mu.Lock()
+	proxy := p.proxies[name]
+	p.mu.Unlock()
+	if proxy == nil {
+		return nil, fmt.Errorf("processman: no routed process %q is serving", name)
+	}
+	return proxy.Client(), nil
 }

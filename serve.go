@@ -14,6 +14,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/health"
 	"github.com/processman/processman/launch"
 	"github.com/processman/processman/logs"
 	"github.com/processman/processman/supervisor"
@@ -30,6 +31,10 @@ type plugin struct {
 	outputs   []*logs.Output
 	watchers  []*watch.Watcher
 	socketDir string
+	proxies   map[string]*gateway.Proxy
+
+	checksCtx    context.Context // readiness checks run until terminate
+	cancelChecks context.CancelFunc
 }
 
 // Manager returns the supervisor of the processes of app, or nil when
@@ -115,6 +120,7 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 	manager := supervisor.NewManager()
 	p.mu.Lock()
 	p.manager = manager
+	p.checksCtx, p.cancelChecks = context.WithCancel(context.Background())
 	p.mu.Unlock()
 
 	// Routes must be on the router before PocketBase builds it in Next;
@@ -221,10 +227,11 @@ func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, er
 		Resolve: func(c config.Process) (*launch.Command, error) {
 			return launch.Resolve(c, os.Environ(), procEnv)
 		},
-		Spawner:     manager.Spawner(),
-		Output:      out,
-		Logger:      p.app.Logger(),
-		BeforeStart: func() error { return removeStaleSocket(routed.target) },
+		Spawner:        manager.Spawner(),
+		Output:         out,
+		Logger:         p.app.Logger(),
+		BeforeStart:    func() error { return removeStaleSocket(routed.target) },
+		CheckReadiness: proc.Route != "" || proc.Health != nil,
 	}
 	if len(errs) > 0 {
 		opts.ConfigError = "invalid config: " + errs.Error()
@@ -232,6 +239,10 @@ func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, er
 	sp := supervisor.New(proc, opts)
 	if err := manager.Add(sp); err != nil {
 		return err
+	}
+	if opts.CheckReadiness && len(errs) == 0 {
+		check := &health.Check{Process: sp, Output: out, Target: routed.target, Config: proc.Health, Logger: p.app.Logger()}
+		go check.Run(p.checksCtx)
 	}
 	if len(errs) == 0 && !full.Watch.IsZero() {
 		return p.watch(sp, full)
@@ -277,7 +288,10 @@ func (p *plugin) watch(sp *supervisor.Process, cfg config.Process) error {
 func (p *plugin) onTerminate(e *core.TerminateEvent) error {
 	p.mu.Lock()
 	manager, watchers, outputs, socketDir := p.manager, p.watchers, p.outputs, p.socketDir
-	p.manager, p.watchers, p.outputs, p.socketDir = nil, nil, nil, ""
+	p.manager, p.watchers, p.outputs, p.socketDir, p.proxies = nil, nil, nil, "", nil
+	if p.cancelChecks != nil {
+		p.cancelChecks()
+	}
 	p.mu.Unlock()
 	if socketDir != "" {
 		defer os.RemoveAll(socketDir)

@@ -1288,6 +1288,8 @@ func TestSchemaMatchesProcessStruct(t *testing.T) {
 			want = `["boolean","string"]`
 		case typ == reflect.TypeOf(config.Auth{}):
 			want = `["string","array"]`
+		case typ == reflect.TypeOf(&config.Health{}):
+			want = `"object"`
 		case typ.Kind() == reflect.String:
 			if enum, ok := prop["enum"].([]any); ok {
 				for _, v := range enum {

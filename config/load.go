@@ -195,8 +195,8 @@ func routesOverlap(a, b string) bool {
 // format of a file's route was already checked by the schema.
 func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
 	if p.Route == "" {
-		if p.Listen != "" || !p.Auth.IsZero() {
-			add("route", "listen or auth is set but route is not", `add a "route" such as "/api/agent", or remove listen and auth`)
+		if p.Listen != "" || !p.Auth.IsZero() || p.LogRequests != "" {
+			add("route", "listen, auth or log_requests is set but route is not", `add a "route" such as "/api/agent", or remove them`)
 		}
 		return
 	}
@@ -216,6 +216,9 @@ func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
 	}
 	if p.Listen != "" && p.Listen != ListenUnix && p.Listen != ListenTCP {
 		add("listen", fmt.Sprintf("unknown listen %q", p.Listen), fieldHint("listen"))
+	}
+	if l := p.LogRequests; l != "" && l != "all" && l != "errors" && l != "none" {
+		add("log_requests", fmt.Sprintf("unknown log_requests %q", l), fieldHint("log_requests"))
 	}
 	if m := p.Auth.Mode; m != "" && m != AuthPublic && m != AuthUser && m != AuthSuperuser {
 		add("auth", fmt.Sprintf("unknown auth %q", m), fieldHint("auth"))

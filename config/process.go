@@ -141,6 +141,15 @@ type Process struct {
 	// Auth says who may call the route; the zero value is AuthUser.
 	Auth Auth `json:"auth,omitzero"`
 
+	// LogRequests says which calls through the route are logged:
+	// "all" (default), "errors" or "none".
+	LogRequests string `json:"log_requests,omitempty"`
+
+	// Health is the readiness (and optional liveness) check. Nil: a
+	// routed process is ready when its socket accepts connections, any
+	// other when it has started.
+	Health *Health `json:"health,omitempty"`
+
 	// LogMaxFiles is how many rotated files are kept. Default 5; zero in a
 	// config file is taken as the default, use 1 to keep the fewest.
 	LogMaxFiles int `json:"log_max_files,omitempty"`
@@ -349,4 +358,20 @@ func (a *Auth) UnmarshalJSON(data []byte) error {
 	}
 	*a = Auth{Collections: collections}
 	return nil
+}
+
+// Health is a readiness and liveness check.
+type Health struct {
+	// HTTP is a path requested over the process's socket or port; the
+	// process is ready when it answers 2xx.
+	HTTP string `json:"http,omitempty"`
+	// Line marks the process ready when an output line contains it.
+	Line string `json:"line,omitempty"`
+	// Interval is the time between liveness checks once ready. Default 5s.
+	Interval Duration `json:"interval,omitempty"`
+	// Timeout bounds one check. Default 2s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Failures is how many liveness checks in a row may fail before the
+	// process is restarted; 0 checks readiness only.
+	Failures int `json:"failures,omitempty"`
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway/identity"
+	"golang.org/x/time/rate"
 )
 
 // Defaults of a Proxy.
@@ -37,6 +38,8 @@ const (
 	idleConnTimeout = 4 * time.Second
 	// RetryAfter is the Retry-After of a 503, in seconds.
 	RetryAfter = 2
+	// SuccessLogsPerSecond caps the records of successful calls per route.
+	SuccessLogsPerSecond = 50
 )
 
 // Target is where a sidecar listens.
@@ -61,10 +64,16 @@ type Proxy struct {
 	Secret string
 	// Hold is how long to wait for the sidecar; zero means DefaultHold.
 	Hold time.Duration
-	// State returns the sidecar's state for error messages, e.g. "online".
-	State func() string
-	// Logger receives one record per failed call; nil means none.
+	// Status returns the sidecar's state (e.g. "online") and whether it is
+	// ready; requests wait for ready.
+	Status func() (state string, ready bool)
+	// Logger receives the request records; nil means none.
 	Logger *slog.Logger
+	// LogRequests is "all" (default), "errors" or "none".
+	LogRequests string
+
+	// successLogs limits the records of successful calls.
+	successLogs *rate.Limiter
 
 	proxy *httputil.ReverseProxy
 }
@@ -74,6 +83,7 @@ func (p *Proxy) Init() {
 	if p.Hold <= 0 {
 		p.Hold = DefaultHold
 	}
+	p.successLogs = rate.NewLimiter(SuccessLogsPerSecond, SuccessLogsPerSecond)
 	transport := &http.Transport{
 		DialContext:           p.dial,
 		MaxIdleConnsPerHost:   256,
@@ -128,10 +138,19 @@ func notListening(err error) bool {
 // identityKey carries the verified identity from Handle to rewrite.
 type identityKey struct{}
 
+// failureKey carries a *error where upstreamError leaves the failure
+// for the request record.
+type failureKey struct{}
+
 // Handle serves one request of the route: auth, identity, forward.
 func (p *Proxy) Handle(e *core.RequestEvent) error {
 	if err := p.authorize(e); err != nil {
 		return err
+	}
+	if !p.waitReady(e.Request.Context()) {
+		p.upstreamError(e.Response, e.Request, errNotReady)
+		p.logCall(e, identity.Identity{}, p.Hold, errNotReady)
+		return nil
 	}
 	id := identity.Identity{}
 	if e.Auth != nil {
@@ -143,7 +162,11 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	_ = rc.SetWriteDeadline(time.Time{})
 	_ = rc.SetReadDeadline(time.Time{})
 
-	req := e.Request.WithContext(context.WithValue(e.Request.Context(), identityKey{}, id))
+	start := time.Now()
+	var failure error
+	defer func() { p.logCall(e, id, time.Since(start), failure) }()
+	ctx := context.WithValue(e.Request.Context(), identityKey{}, id)
+	req := e.Request.WithContext(context.WithValue(ctx, failureKey{}, &failure))
 	// PocketBase's router keeps a copy of every body read, so that hooks
 	// can read it again. A proxied body is read once, by the sidecar:
 	// stream it without the copy, however large it is.
@@ -152,6 +175,61 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	}
 	p.proxy.ServeHTTP(e.Response, req)
 	return nil
+}
+
+// logCall writes one record per call, as LogRequests says.
+func (p *Proxy) logCall(e *core.RequestEvent, id identity.Identity, took time.Duration, failure error) {
+	if p.Logger == nil || p.LogRequests == "none" {
+		return
+	}
+	status := e.Status()
+	failed := status >= 400 || status == 0
+	if !failed && (p.LogRequests == "errors" || !p.successLogs.Allow()) {
+		return
+	}
+	level := slog.LevelInfo
+	if status >= 500 || status == 0 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("type", "gateway"),
+		slog.String("process", p.Process),
+		slog.Int("status", status),
+		slog.Float64("execTime", float64(took.Microseconds())/1000),
+		slog.String("auth", id.Collection),
+		slog.String("authId", id.ID),
+		slog.String("remoteIP", e.RealIP()),
+	}
+	if failure != nil {
+		attrs = append(attrs, slog.String("error", failure.Error()))
+	}
+	p.Logger.LogAttrs(context.Background(), level, fmt.Sprintf("%s %s", e.Request.Method, e.Request.URL.RequestURI()), attrs...)
+}
+
+// waitReady holds a request while the sidecar is not ready, up to Hold.
+func (p *Proxy) waitReady(ctx context.Context) bool {
+	if p.Status == nil {
+		return true
+	}
+	if _, ready := p.Status(); ready {
+		return true
+	}
+	deadline := time.NewTimer(p.Hold)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+			if _, ready := p.Status(); ready {
+				return true
+			}
+		}
+	}
 }
 
 // authorize applies the route's auth rule with PocketBase's own auth.
@@ -210,8 +288,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // upstreamError answers a failed forward in PocketBase's error format.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	state := ""
-	if p.State != nil {
-		state = p.State()
+	if p.Status != nil {
+		state, _ = p.Status()
 	}
 	status, message := http.StatusBadGateway, fmt.Sprintf("The %q process failed to answer.", p.Process)
 	switch {
@@ -222,9 +300,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, state)
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
 	}
-	if p.Logger != nil {
-		p.Logger.Warn("processman: gateway error", "process", p.Process, "route", p.Route,
-			"method", r.Method, "url", r.URL.String(), "status", status, "state", state, "error", err.Error())
+	if failure, ok := r.Context().Value(failureKey{}).(*error); ok {
+		*failure = err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -31,6 +31,10 @@ type Options struct {
 	Output *logs.Output
 	// Logger receives state changes; nil means slog.Default().
 	Logger *slog.Logger
+	// CheckReadiness says that something else (a health check) decides
+	// when a run is ready, with SetReady; otherwise a run is ready as soon
+	// as it is spawned.
+	CheckReadiness bool
 	// BeforeStart, if set, runs before each start; an error fails the
 	// start (the gateway removes a stale socket file here).
 	BeforeStart func() error
@@ -144,6 +148,25 @@ func (p *Process) ask(ctx context.Context, kind requestKind) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// SetReady records the outcome of a readiness check of the run with this
+// pid; it is ignored when that run is no longer the current one. It
+// reports whether the readiness changed.
+func (p *Process) SetReady(pid int, ready bool) bool {
+	p.mu.Lock()
+	if p.status.Pid != pid || p.status.State != Online || p.status.Ready == ready {
+		p.mu.Unlock()
+		return false
+	}
+	p.mu.Unlock()
+	changed := false
+	p.transition(func(s *Status) {
+		if s.Pid == pid && s.State == Online && s.Ready != ready {
+			s.Ready, changed = ready, true
+		}
+	}, nil)
+	return changed
 }
 
 // Done is closed when Run has returned.
@@ -313,6 +336,7 @@ func (p *Process) spawn() (*run, error) {
 
 	p.transition(func(s *Status) {
 		s.State, s.Pid, s.StartedAt = Online, r.pid, r.started
+		s.Ready = !p.opts.CheckReadiness
 	}, nil)
 	p.opts.Logger.Info("processman: process started", "process", p.cfg.Name, "pid", r.pid, "command", cmdSpec.String())
 	return r, nil
@@ -336,7 +360,7 @@ func exitOf(r *run, waitErr error) Exit {
 // stopRun stops a running child and its whole group: kill_signal to
 // the group, kill_timeout to exit, then SIGKILL to the group.
 func (p *Process) stopRun(r *run) {
-	p.transition(func(s *Status) { s.State = Stopping }, nil)
+	p.transition(func(s *Status) { s.State, s.Ready = Stopping, false }, nil)
 	sig, err := p.cfg.Signal()
 	if err != nil {
 		sig = syscall.SIGTERM
@@ -399,7 +423,7 @@ func (p *Process) recordExit(r *run, exit Exit, d decision, policy *backoff) {
 		crash = &Crash{Exit: exit, LastLines: lastLinesOf(p.opts.Output, r.pid, CrashLines)}
 	}
 	p.transition(func(s *Status) {
-		s.Pid, s.StartedAt = 0, time.Time{}
+		s.Pid, s.StartedAt, s.Ready = 0, time.Time{}, false
 		s.LastExit = &exit
 		if crash != nil {
 			s.LastCrash = crash
@@ -433,7 +457,7 @@ func (p *Process) recordExit(r *run, exit Exit, d decision, policy *backoff) {
 // setErrored marks a failed start.
 func (p *Process) setErrored(reason string, exit *Exit) {
 	p.transition(func(s *Status) {
-		s.State, s.Error, s.Pid, s.StartedAt = Errored, reason, 0, time.Time{}
+		s.State, s.Error, s.Pid, s.StartedAt, s.Ready = Errored, reason, 0, time.Time{}, false
 	}, exit)
 	p.opts.Logger.Error("processman: process could not start", "process", p.cfg.Name, "error", reason)
 }

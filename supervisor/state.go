@@ -70,6 +70,10 @@ type Status struct {
 	State State  `json:"state"`
 	// Pid of the running child, 0 when none runs.
 	Pid int `json:"pid"`
+	// Ready reports whether the current run answers its readiness check
+	// (see the health package); a run without a check is ready when it
+	// starts.
+	Ready bool `json:"ready"`
 	// StartedAt is when the current run started.
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// Restarts counts every restart since PocketBase started, whatever

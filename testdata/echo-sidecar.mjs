@@ -1,11 +1,20 @@
 // A sidecar for the gateway tests: it listens where processman says
 // (PB_SOCKET or PORT) and answers with what it received.
+import fs from "node:fs";
 import http from "node:http";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+const readyAfter = Number(process.env.READY_AFTER_MS ?? 0);
 
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, "http://sidecar");
+  if (url.pathname === "/health") {
+    const failing = process.env.HEALTH_FAIL_FILE && fs.existsSync(process.env.HEALTH_FAIL_FILE);
+    const ok = !failing && Date.now() - started >= readyAfter;
+    res.writeHead(ok ? 200 : 503);
+    return res.end(ok ? "ok" : "not yet");
+  }
   if (url.pathname === "/sse") {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const n = Number(url.searchParams.get("n") ?? 5);

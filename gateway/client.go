@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/processman/processman/gateway/identity"
+)
+
+// System is the identity of calls that PocketBase code itself makes to a
+// sidecar: a superuser without a record.
+var System = identity.Identity{Superuser: true}
+
+type callerKey struct{}
+
+// WithCaller makes calls with ctx carry id instead of System, for code
+// that calls a sidecar on behalf of a user.
+func WithCaller(ctx context.Context, id identity.Identity) context.Context {
+	return context.WithValue(ctx, callerKey{}, id)
+}
+
+// Client returns an HTTP client whose requests go to the sidecar, over
+// the same transport as the route: the URL's host is ignored, the path
+// is the sidecar's own (without the route prefix), requests wait up to
+// Hold for the sidecar to be ready, and carry signed identity headers
+// (System, or the caller set with WithCaller).
+func (p *Proxy) Client() *http.Client {
+	return &http.Client{Transport: clientTransport{p}}
+}
+
+type clientTransport struct{ p *Proxy }
+
+func (t clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.p.waitReady(req.Context()) {
+		return nil, errNotReady
+	}
+	id, ok := req.Context().Value(callerKey{}).(identity.Identity)
+	if !ok {
+		id = System
+	}
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host = "http", "sidecar"
+	identity.Apply(out.Header, t.p.Secret, time.Now(), out.Method, out.URL.RequestURI(), id)
+	return t.p.proxy.Transport.RoundTrip(out)
+}
+
+// ErrNotReady is returned by a Client call when the sidecar did not
+// become ready within Hold.
+var ErrNotReady = errNotReady

@@ -470,3 +470,46 @@ func TestSidecarClientFromGoCode(t *testing.T) {
 		t.Error("a client for an unknown process")
 	}
 }
+
+func TestGatewayBodyLimitAndResponseTimeout(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"side.mjs": echoSidecar(t),
+		// answers /slow only after 2 s
+		"slow.mjs": "import http from 'node:http';\nhttp.createServer((req, res) => setTimeout(() => res.end('late'), 2000)).listen(process.env.PB_SOCKET);\n",
+		"pb_processes.json": `{"processes": [
+			{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public", "body_limit_mb": 1},
+			{"name": "slow", "script": "slow.mjs", "route": "/api/slow", "auth": "public", "response_timeout": "300ms"}]}`,
+	})
+	for _, name := range []string{"side", "slow"} {
+		p := s.process(name)
+		testutil.WaitFor(t, name+" ready", 15*time.Second, func() bool { return p.Status().Ready })
+	}
+	post := func(body io.Reader, size int64) int {
+		req, _ := http.NewRequest("POST", s.url+"/api/side/up", body)
+		req.ContentLength = size
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(io.LimitReader(zeroReader{}, 512<<10), 512<<10); got != 200 {
+		t.Errorf("512 KB under a 1 MB limit: %d", got)
+	}
+	if got := post(io.LimitReader(zeroReader{}, 2<<20), 2<<20); got != 413 {
+		t.Errorf("2 MB with Content-Length over a 1 MB limit: %d, want 413", got)
+	}
+	if got := post(io.NopCloser(io.LimitReader(zeroReader{}, 2<<20)), -1); got != 413 {
+		t.Errorf("2 MB chunked over a 1 MB limit: %d, want 413", got)
+	}
+	start := time.Now()
+	resp, err := http.Get(s.url + "/api/slow/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 504 || time.Since(start) > 1500*time.Millisecond {
+		t.Errorf("slow sidecar: %d after %v, want 504 after about 300ms", resp.StatusCode, time.Since(start))
+	}
+}

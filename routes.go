@@ -93,14 +93,16 @@ func removeStaleSocket(target gateway.Target) error {
 func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, proc config.Process, target gateway.Target, secret string) {
 	name := proc.Name
 	proxy := &gateway.Proxy{
-		Process:     name,
-		Route:       proc.Route,
-		Target:      target,
-		Auth:        proc.Auth,
-		Secret:      secret,
-		Hold:        p.config.GatewayHold,
-		LogRequests: proc.LogRequests,
-		Logger:      p.app.Logger(),
+		Process:         name,
+		Route:           proc.Route,
+		Target:          target,
+		Auth:            proc.Auth,
+		Secret:          secret,
+		Hold:            p.config.GatewayHold,
+		LogRequests:     proc.LogRequests,
+		BodyLimit:       int64(proc.BodyLimitMB) << 20,
+		ResponseTimeout: proc.ResponseTimeout.Std(),
+		Logger:          p.app.Logger(),
 		Status: func() (string, bool) {
 			if sp := manager.Get(name); sp != nil {
 				st := sp.Status()

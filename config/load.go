@@ -195,8 +195,8 @@ func routesOverlap(a, b string) bool {
 // format of a file's route was already checked by the schema.
 func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
 	if p.Route == "" {
-		if p.Listen != "" || !p.Auth.IsZero() || p.LogRequests != "" {
-			add("route", "listen, auth or log_requests is set but route is not", `add a "route" such as "/api/agent", or remove them`)
+		if p.Listen != "" || !p.Auth.IsZero() || p.LogRequests != "" || p.BodyLimitMB != 0 || p.ResponseTimeout != 0 {
+			add("route", "a route setting (listen, auth, log_requests, body_limit_mb, response_timeout) is set but route is not", `add a "route" such as "/api/agent", or remove the route settings`)
 		}
 		return
 	}

@@ -43,6 +43,7 @@ const (
 	DefaultKillTimeout     = 5 * time.Second
 	DefaultLogMaxSizeMB    = 10
 	DefaultLogMaxFiles     = 5
+	DefaultResponseTimeout = 5 * time.Minute
 )
 
 // Process describes one managed process. It is what an entry of
@@ -141,6 +142,14 @@ type Process struct {
 	// Auth says who may call the route; the zero value is AuthUser.
 	Auth Auth `json:"auth,omitzero"`
 
+	// BodyLimitMB caps request bodies of the route, in megabytes; 0 means
+	// no limit.
+	BodyLimitMB int `json:"body_limit_mb,omitempty"`
+
+	// ResponseTimeout bounds the wait for the response headers of the
+	// process. Default 5m.
+	ResponseTimeout Duration `json:"response_timeout,omitempty"`
+
 	// LogRequests says which calls through the route are logged:
 	// "all" (default), "errors" or "none".
 	LogRequests string `json:"log_requests,omitempty"`
@@ -174,8 +183,11 @@ func (p Process) WithDefaults() Process {
 		p.KillSignal = DefaultKillSignal
 	}
 	p.KillTimeout = p.KillTimeout.orDefault(DefaultKillTimeout)
-	if p.Route != "" && p.Listen == "" {
-		p.Listen = ListenUnix
+	if p.Route != "" {
+		if p.Listen == "" {
+			p.Listen = ListenUnix
+		}
+		p.ResponseTimeout = p.ResponseTimeout.orDefault(DefaultResponseTimeout)
 	}
 	if p.LogMaxSizeMB == 0 {
 		p.LogMaxSizeMB = DefaultLogMaxSizeMB

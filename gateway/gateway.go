@@ -69,6 +69,11 @@ type Proxy struct {
 	Status func() (state string, ready bool)
 	// Logger receives the request records; nil means none.
 	Logger *slog.Logger
+	// BodyLimit caps request bodies in bytes; 0 means no limit.
+	BodyLimit int64
+	// ResponseTimeout bounds the wait for the sidecar's response headers;
+	// 0 means no limit.
+	ResponseTimeout time.Duration
 	// LogRequests is "all" (default), "errors" or "none".
 	LogRequests string
 
@@ -88,7 +93,7 @@ func (p *Proxy) Init() {
 		DialContext:           p.dial,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       idleConnTimeout,
-		ResponseHeaderTimeout: 0, // agents may think long before answering
+		ResponseHeaderTimeout: p.ResponseTimeout,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 	}
@@ -130,6 +135,12 @@ func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 
 var errNotReady = errors.New("sidecar not ready")
 
+// isTimeout reports a response header timeout of the transport.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // notListening reports errors of a socket nobody listens on yet.
 func notListening(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
@@ -146,6 +157,11 @@ type failureKey struct{}
 func (p *Proxy) Handle(e *core.RequestEvent) error {
 	if err := p.authorize(e); err != nil {
 		return err
+	}
+	if p.BodyLimit > 0 {
+		if e.Request.ContentLength > p.BodyLimit {
+			return e.Error(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit), nil)
+		}
 	}
 	if !p.waitReady(e.Request.Context()) {
 		p.upstreamError(e.Response, e.Request, errNotReady)
@@ -172,6 +188,9 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	// stream it without the copy, however large it is.
 	if body, ok := req.Body.(*router.RereadableReadCloser); ok {
 		req.Body = body.ReadCloser
+	}
+	if p.BodyLimit > 0 && req.Body != nil {
+		req.Body = http.MaxBytesReader(e.Response, req.Body, p.BodyLimit)
 	}
 	p.proxy.ServeHTTP(e.Response, req)
 	return nil
@@ -295,6 +314,10 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return // the client went away; nothing to answer
+	case errors.As(err, new(*http.MaxBytesError)):
+		status, message = http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit)
+	case isTimeout(err):
+		status, message = http.StatusGatewayTimeout, fmt.Sprintf("The %q process did not answer within %s.", p.Process, p.ResponseTimeout)
 	case errors.Is(err, errNotReady):
 		status = http.StatusServiceUnavailable
 		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, state)

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,6 +135,14 @@ func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 }
 
 var errNotReady = errors.New("sidecar not ready")
+
+// describeNotReady says why a process in state is not ready.
+func describeNotReady(state string) string {
+	if state == "online" {
+		return "running, readiness check not passed yet"
+	}
+	return state
+}
 
 // isTimeout reports a response header timeout of the transport.
 func isTimeout(err error) bool {
@@ -282,21 +291,25 @@ func (p *Proxy) authorize(e *core.RequestEvent) error {
 // removed, forwarding headers set, identity headers replaced.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in := pr.In
-	rest := strings.TrimPrefix(in.URL.Path, p.Route)
-	if rest == "" {
-		rest = "/"
+	// The router matched the route segment by segment on the decoded
+	// path; the rest is cut from the escaped path by the same number of
+	// segments, so that "%2F" and friends reach the sidecar as sent, even
+	// when the client escaped part of the prefix.
+	escaped := in.URL.EscapedPath()
+	segments := strings.Split(escaped, "/")
+	restEscaped := "/"
+	if n := strings.Count(p.Route, "/") + 1; len(segments) > n {
+		restEscaped = "/" + strings.Join(segments[n:], "/")
+	}
+	rest, err := url.PathUnescape(restEscaped)
+	if err != nil {
+		rest = restEscaped
 	}
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "sidecar"
 	pr.Out.Host = in.Host
 	pr.Out.URL.Path = rest
-	pr.Out.URL.RawPath = ""
-	if in.URL.RawPath != "" {
-		pr.Out.URL.RawPath = strings.TrimPrefix(in.URL.RawPath, p.Route)
-		if pr.Out.URL.RawPath == "" {
-			pr.Out.URL.RawPath = "/"
-		}
-	}
+	pr.Out.URL.RawPath = restEscaped
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Forwarded-Prefix", p.Route)
 
@@ -320,7 +333,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		status, message = http.StatusGatewayTimeout, fmt.Sprintf("The %q process did not answer within %s.", p.Process, p.ResponseTimeout)
 	case errors.Is(err, errNotReady):
 		status = http.StatusServiceUnavailable
-		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, state)
+		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, describeNotReady(state))
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
 	}
 	if failure, ok := r.Context().Value(failureKey{}).(*error); ok {

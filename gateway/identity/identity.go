@@ -89,10 +89,12 @@ func hasPrefix(k string) bool {
 }
 
 // Strip removes every header whose name starts with "X-PB-" in any case,
-// including keys stored in h without canonicalization (h["x-pb-auth-id"]).
+// including keys stored in h without canonicalization (h["x-pb-auth-id"]),
+// and the same names written with underscores ("X_PB_Auth_Id"), which
+// servers following CGI conventions merge with the real ones.
 func Strip(h http.Header) {
 	for k := range h {
-		if hasPrefix(k) {
+		if hasPrefix(k) || hasPrefix(strings.ReplaceAll(k, "_", "-")) {
 			delete(h, k)
 		}
 	}

@@ -190,6 +190,7 @@ func TestStrip(t *testing.T) {
 	h["X-PB-AUTH-SUPERUSER"] = []string{"true"}
 	h["x-PB-gateway-TIME"] = []string{"1"}
 	h["X-Pb-Custom"] = []string{"anything"}
+	h["X_PB_Auth_Id"] = []string{"spoofed"} // CGI-style servers read it as X-PB-Auth-Id
 
 	identity.Strip(h)
 

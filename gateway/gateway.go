@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +43,15 @@ const (
 	// SuccessLogsPerSecond caps the records of successful calls per route.
 	SuccessLogsPerSecond = 50
 )
+
+// copyBuffers are the 32 KiB buffers the proxies copy bodies through,
+// reused instead of allocated per request.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *b.pool.Get().(*[]byte) }
+func (b *bufferPool) Put(p []byte) { b.pool.Put(&p) }
 
 // Target is where a sidecar listens.
 type Target struct {
@@ -99,9 +109,13 @@ func (p *Proxy) Init() {
 		ForceAttemptHTTP2:     false,
 	}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     transport,
-		FlushInterval: -1, // flush every write: SSE and token streams
+		Rewrite:   p.rewrite,
+		Transport: transport,
+		// net/http/httputil flushes every write of text/event-stream and
+		// of answers without a Content-Length (chunked token streams) by
+		// itself; -1 here would split every small answer in two writes.
+		FlushInterval: 0,
+		BufferPool:    copyBuffers,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      nil,
 	}

@@ -10,7 +10,7 @@ VENV     := .venv
 COMPAT   := compat/pocketbase-v0.35.mod
 HTTP     ?= 127.0.0.1:8090
 
-.PHONY: run build test test-go test-compat test-e2e vet bench clean
+.PHONY: run build test test-go test-compat test-e2e vet bench bench-gateway clean
 
 run: build
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -45,6 +45,9 @@ test: vet test-go test-compat test-e2e
 
 bench:
 	bench/run
+
+bench-gateway:
+	bench/gateway-run
 
 clean:
 	rm -rf bin examples/pb_data

@@ -194,6 +194,9 @@ func routesOverlap(a, b string) bool {
 // checkRoute checks a process's route, listen and auth values; the
 // format of a file's route was already checked by the schema.
 func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
+	if p.Route == "" && p.Health != nil && p.Health.HTTP != "" {
+		add("health", "health.http needs a route: the check goes over the route's socket", `add a "route", or use {"line": "..."} instead`)
+	}
 	if p.Route == "" {
 		if p.Listen != "" || !p.Auth.IsZero() || p.LogRequests != "" || p.BodyLimitMB != 0 || p.ResponseTimeout != 0 {
 			add("route", "a route setting (listen, auth, log_requests, body_limit_mb, response_timeout) is set but route is not", `add a "route" such as "/api/agent", or remove the route settings`)

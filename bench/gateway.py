@@ -46,7 +46,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
 from supervisor import (  # noqa: E402
     CLK_TCK, RUN_ID, RUN_MARKER_VAR, Manager, cpu_ticks, descendants, cmdline, free_port,
     http_ok, install_signal_handlers, percentile, run_logged, start_logged, step,
-    sweep_marked_processes, wait_exit, wait_for,
+    sweep_marked_processes, wait_for,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -74,11 +74,11 @@ class Upstream(Manager):
     """gateway-upstream.mjs run by the harness on 127.0.0.1:<port>."""
 
     label = "upstream"
+    stop_timeout = 10
 
     def __init__(self, workdir):
         super().__init__(workdir)
         self.port = free_port()
-        self.proc = None
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if k not in ("PB_SOCKET", "PORT")}
@@ -89,26 +89,19 @@ class Upstream(Manager):
         if self.proc.poll() is not None:
             raise RuntimeError(f"upstream exited; see {self.workdir / 'upstream.out'}")
 
-    def manager_pids(self):
-        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
-
-    def _shutdown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            wait_exit(self.proc, 10)
 
 
 class Nginx(Manager):
     """nginx in the foreground with a config, pid and logs in its own directory."""
 
     label = "nginx"
+    stop_timeout = 10  # SIGTERM is nginx's fast shutdown
 
     def __init__(self, workdir, upstream_port, workers):
         super().__init__(workdir)
         self.upstream_port = upstream_port
         self.workers = workers
         self.port = free_port()
-        self.proc = None
 
     def config(self):
         d = self.workdir
@@ -150,13 +143,6 @@ http {{
         if self.proc.poll() is not None:
             raise RuntimeError(f"nginx exited; see {self.workdir / 'nginx.out'} and error.log")
 
-    def manager_pids(self):
-        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
-
-    def _shutdown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # fast shutdown
-            wait_exit(self.proc, 10)
 
 
 class Gateway(Manager):
@@ -171,7 +157,6 @@ class Gateway(Manager):
         self.request_log = request_log
         self.port = free_port()
         self.data_dir = self.workdir / "pb_data"
-        self.proc = None
 
     def start(self):
         process = {"name": "up", "script": str(UPSTREAM_SCRIPT), "cwd": str(BENCH_DIR),
@@ -210,9 +195,6 @@ class Gateway(Manager):
         if settings.get("logs", {}).get("maxDays") != 0:
             raise RuntimeError(f"logs.maxDays not 0 after PATCH: {settings.get('logs')}")
 
-    def manager_pids(self):
-        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
-
     def upstream_pids(self):
         mark = UPSTREAM_SCRIPT.name.encode()
         return [pid for pid in descendants(self.manager_pids()) if mark in cmdline(pid)]
@@ -222,11 +204,6 @@ class Gateway(Manager):
         db = self.data_dir / "auxiliary.db"
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
             return conn.execute("SELECT count(*) FROM _logs").fetchone()[0]
-
-    def _shutdown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # PocketBase stops the sidecar first
-            wait_exit(self.proc, 30)
 
 
 def json_request(url, method, payload, token=None):

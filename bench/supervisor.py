@@ -244,17 +244,24 @@ class Program:
 
 
 class Manager:
+    """A supervisor (or proxy) run in the foreground as ``self.proc``."""
+
     label = "?"
+    stop_timeout = 30  # seconds a graceful stop (SIGTERM) may take
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = None
 
     def start(self, programs):
         raise NotImplementedError
 
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def manager_pids(self):
-        raise NotImplementedError
+        return [self.proc.pid] if self.running() else []
 
     def version(self):
         raise NotImplementedError
@@ -273,7 +280,9 @@ class Manager:
             kill_snapshot(leftovers)
 
     def _shutdown(self):
-        raise NotImplementedError
+        if self.running():
+            self.proc.terminate()
+            wait_exit(self.proc, self.stop_timeout)
 
 
 class PM2(Manager):
@@ -340,7 +349,6 @@ class Supervisord(Manager):
     def __init__(self, workdir):
         super().__init__(workdir)
         self.socket = self.workdir / "supervisor.sock"
-        self.proc = None
 
     def start(self, programs):
         conf = self.workdir / "supervisord.conf"
@@ -383,18 +391,10 @@ class Supervisord(Manager):
             lines += ["autorestart=true", "startsecs=0", "startretries=1000000"]
         return "\n".join(lines) + "\n"
 
-    def manager_pids(self):
-        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
-
     def version(self):
         out = subprocess.run([str(SUPERVISORD), "--version"], capture_output=True, text=True,
                              timeout=30, stdin=subprocess.DEVNULL).stdout
         return out.strip() or "?"
-
-    def _shutdown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            wait_exit(self.proc, 30)
 
 
 class Processman(Manager):
@@ -404,7 +404,6 @@ class Processman(Manager):
         super().__init__(workdir)
         self.binary = Path(binary)
         self.bare_rss_kb = bare_rss_kb
-        self.proc = None
 
     def start(self, programs):
         data_dir = self.workdir / "pb_data"
@@ -442,7 +441,7 @@ class Processman(Manager):
         return [pid for pid in descendants([self.proc.pid]) if WATCHDOG_ARGV_MARK in cmdline(pid)]
 
     def manager_pids(self):
-        if not self.proc or self.proc.poll() is not None:
+        if not self.running():
             return []
         return [self.proc.pid] + self.watchdog_pids()
 
@@ -453,11 +452,6 @@ class Processman(Manager):
         result = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True,
                                 timeout=30, stdin=subprocess.DEVNULL)
         return (result.stdout or result.stderr).strip() or "?"
-
-    def _shutdown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # PocketBase stops its children first
-            wait_exit(self.proc, 30)
 
 
 @contextlib.contextmanager

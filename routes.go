@@ -105,8 +105,8 @@ func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, 
 		Logger:          p.app.Logger(),
 		Status: func() (string, bool) {
 			if sp := manager.Get(name); sp != nil {
-				st := sp.Status()
-				return string(st.State), st.Ready
+				state, ready := sp.Readiness()
+				return string(state), ready
 			}
 			return "unknown", false
 		},

@@ -120,6 +120,14 @@ func (p *Process) Status() Status {
 	return s
 }
 
+// Readiness returns the state and readiness alone: cheaper than Status
+// for the gateway, which asks on every request.
+func (p *Process) Readiness() (State, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.status.State, p.status.Ready
+}
+
 // Start starts the process if it is not running. It returns once the
 // child has been spawned, or with the reason it could not be.
 func (p *Process) Start(ctx context.Context) error { return p.ask(ctx, reqStart) }

@@ -1,0 +1,101 @@
+"""The environment processman gives a sidecar (docs/environment.md and
+docs/gateway.md of processman), read in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Environment", "DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT"]
+
+DEFAULT_DEV_PORT = 8000
+# Below processman's default kill_timeout (5 s), so open streams get the
+# time they can have before the process group is killed.
+DEFAULT_SHUTDOWN_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What processman told this process. Read it with :meth:`load`.
+
+    Empty strings mean "not set".
+    """
+
+    socket: str = ""
+    """``PB_SOCKET``: the Unix socket to listen on (``listen: "unix"``)."""
+    gateway_port: int | None = None
+    """``PB_PORT``: the loopback port to listen on (``listen: "tcp"``)."""
+    port: int | None = None
+    """``PORT``: the port for development runs outside PocketBase (equal to
+    ``PB_PORT`` under the gateway with ``listen: "tcp"``)."""
+    route: str = ""
+    """``PB_ROUTE``: the route prefix the gateway strips, e.g. ``/api/agent``."""
+    gateway_secret: str = field(default="", repr=False)
+    """``PB_GATEWAY_SECRET``: the per-boot key of the identity proof. Never printed."""
+    pb_url: str = ""
+    """``PB_URL``: where PocketBase answers, e.g. ``http://127.0.0.1:8090``."""
+    data_dir: str = ""
+    """``PB_DATA_DIR``: absolute path of ``pb_data``."""
+    db_path: str = ""
+    """``PB_DB_PATH``: the SQLite database; open it read-only."""
+    process_name: str = ""
+    """``PB_PROCESS_NAME``: this process's name in ``pb_processes.json``."""
+    dev_user: str = ""
+    """``PROCESSMAN_DEV_USER``: in development mode only, the identity every
+    request gets (``id`` or ``collection/id``); empty means guests."""
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    """``PROCESSMAN_SHUTDOWN_TIMEOUT``: seconds open requests get to finish
+    after SIGTERM."""
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        """Reads the variables from ``environ`` (default ``os.environ``).
+
+        Raises ``ValueError`` naming the variable when a number is malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        return cls(
+            socket=get("PB_SOCKET"),
+            gateway_port=_port(get, "PB_PORT"),
+            port=_port(get, "PORT"),
+            route=get("PB_ROUTE"),
+            gateway_secret=get("PB_GATEWAY_SECRET"),
+            pb_url=get("PB_URL").rstrip("/"),
+            data_dir=get("PB_DATA_DIR"),
+            db_path=get("PB_DB_PATH"),
+            process_name=get("PB_PROCESS_NAME"),
+            dev_user=get("PROCESSMAN_DEV_USER"),
+            shutdown_timeout=_seconds(get, "PROCESSMAN_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
+        )
+
+    @property
+    def behind_gateway(self) -> bool:
+        """True when the gateway signs requests (``PB_GATEWAY_SECRET`` set)."""
+        return bool(self.gateway_secret)
+
+
+def _port(get, name: str) -> int | None:
+    raw = get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{name}={raw!r} is not a port number (1-65535)")
+    return int(raw)
+
+
+def _seconds(get, name: str, default: float) -> float:
+    raw = get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds (e.g. 3 or 0.5)")
+    return value

@@ -1,0 +1,149 @@
+"""Run an ASGI app where processman's gateway expects it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import uvicorn
+
+from .env import DEFAULT_DEV_PORT, Environment
+from .middleware import ASGIApp, IdentityMiddleware, parse_dev_user
+
+__all__ = ["serve", "remove_stale_socket"]
+
+_BIND_OPTIONS = ("uds", "fd", "host", "port")
+
+
+def serve(
+    app: ASGIApp | str,
+    *,
+    identity: bool = True,
+    allow_unsigned: Iterable[str] = (),
+    **uvicorn_options: Any,
+) -> None:
+    """Serves ``app`` (any ASGI app: FastAPI, Starlette, agno's
+    ``AgentOS.get_app()``) with uvicorn until SIGTERM or SIGINT.
+
+    Where it listens:
+
+    - under the gateway with ``listen: "unix"``: the Unix socket ``PB_SOCKET``
+      (a stale socket file left by a killed run is removed first);
+    - with ``listen: "tcp"``: ``127.0.0.1:$PB_PORT``;
+    - outside PocketBase (development): ``127.0.0.1:$PORT``, or port 8000.
+
+    ``uds``, ``fd``, ``host`` or ``port`` in ``uvicorn_options`` override that.
+    Once listening it prints ``processman: ready on <address>`` (usable as a
+    ``health.line``).
+
+    With ``identity`` (the default) the app is wrapped in
+    :class:`~processman.IdentityMiddleware`: under the gateway every request
+    must carry a valid identity proof (else 401); in development (no
+    ``PB_GATEWAY_SECRET``) every request is a guest, or ``PROCESSMAN_DEV_USER``.
+
+    On SIGTERM it stops accepting connections and gives open requests and
+    streams ``timeout_graceful_shutdown`` seconds (default
+    ``PROCESSMAN_SHUTDOWN_TIMEOUT``, else 3, under processman's 5 s
+    ``kill_timeout``) to finish, then cancels them and exits.
+    Other ``uvicorn_options`` go to ``uvicorn.Config`` as they are.
+    """
+    env = Environment.load()
+    if identity:
+        if isinstance(app, str):
+            raise TypeError("serve(): pass the app object, not an import string, when identity=True")
+        app = IdentityMiddleware(
+            app, secret=env.gateway_secret, dev_user=parse_dev_user(env.dev_user), allow_unsigned=allow_unsigned
+        )
+    options: dict[str, Any] = {"timeout_graceful_shutdown": env.shutdown_timeout}
+    if not any(key in uvicorn_options for key in _BIND_OPTIONS):
+        options.update(_bind(env))
+    if options.get("uds") and "forwarded_allow_ips" not in uvicorn_options:
+        # Only processes that can enter the socket's private directory
+        # connect, so the gateway's X-Forwarded-* headers are to be believed.
+        options["forwarded_allow_ips"] = "*"
+    options.update(uvicorn_options)
+    if options.get("uds"):
+        remove_stale_socket(options["uds"])
+
+    _banner(env, identity)
+    server = _Server(uvicorn.Config(app, **options))
+    server.run()
+    if not server.started:
+        sys.exit(3)
+
+
+def _bind(env: Environment) -> dict[str, Any]:
+    if env.socket:
+        return {"uds": env.socket}
+    if env.gateway_port:
+        return {"host": "127.0.0.1", "port": env.gateway_port}
+    return {"host": "127.0.0.1", "port": env.port or DEFAULT_DEV_PORT}
+
+
+def remove_stale_socket(path: str) -> None:
+    """Removes a Unix socket file nothing listens on any more.
+
+    Raises ``RuntimeError`` if the path is not a socket, or a live server
+    still accepts connections on it.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket; remove it or listen elsewhere")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as e:
+        if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+    else:
+        raise RuntimeError(f"another process is listening on {path}; stop it first")
+    finally:
+        probe.close()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _banner(env: Environment, identity: bool) -> None:
+    if not identity:
+        _say("identity checks are off (serve(identity=False)): the app must verify requests itself")
+    elif not env.behind_gateway:
+        user = parse_dev_user(env.dev_user)
+        who = f"{user.collection}/{user.id}" if user else "a guest"
+        _say(
+            "development mode: PB_GATEWAY_SECRET is not set, so identity headers are ignored "
+            f"and every request is {who} (set PROCESSMAN_DEV_USER=collection/id to act as a user)"
+        )
+
+
+def _say(text: str) -> None:
+    print(f"processman: {text}", flush=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing one ready line once it listens."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            _say(f"ready on {self.address()}")
+
+    def address(self) -> str:
+        """Where the server listens, as bound (a port 0 resolved)."""
+        for server in self.servers:
+            for sock in server.sockets:
+                name = sock.getsockname()
+                if sock.family == socket.AF_UNIX:
+                    return f"unix:{name}"
+                host = f"[{name[0]}]" if sock.family == socket.AF_INET6 else name[0]
+                return f"http://{host}:{name[1]}"
+        return f"http://{self.config.host}:{self.config.port}"

@@ -1,0 +1,13 @@
+"""Serves app.py with processman.serve; SERVE_ALLOW_UNSIGNED (comma-separated
+paths) is passed as allow_unsigned."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import processman  # noqa: E402
+from app import app  # noqa: E402
+
+allow = [p for p in os.environ.get("SERVE_ALLOW_UNSIGNED", "").split(",") if p]
+processman.serve(app, allow_unsigned=allow, log_level="warning")

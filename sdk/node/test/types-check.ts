@@ -1,0 +1,68 @@
+// Compiled with `tsc --noEmit` by `npm test`: the typings accept the ways
+// the README uses the package, and reject misuse (@ts-expect-error).
+
+import http from "node:http";
+import express from "express";
+import { Hono } from "hono";
+import {
+  serve,
+  getUser,
+  pocketbaseFor,
+  verify,
+  VerifyError,
+  signHeaders,
+  type User,
+  type Sidecar,
+} from "@processman/sidecar";
+
+async function examples(): Promise<void> {
+  // node:http handler
+  const node: Sidecar = await serve((req: http.IncomingMessage, res: http.ServerResponse) => {
+    const user: User = getUser(req);
+    res.end(user.id);
+  });
+  await node.shutdown();
+
+  // Express
+  const app = express();
+  app.get("/", (req, res) => {
+    res.json({ id: getUser(req).id, superuser: getUser(req).superuser });
+  });
+  await serve(app, { shutdownTimeout: 2000 });
+
+  // Hono
+  const hono = new Hono();
+  hono.get("/", async (c) => {
+    const pb = pocketbaseFor(c.req.raw);
+    const list = await pb.collection("notes").getList(1, 10);
+    return c.json({ user: getUser(c.req.raw).collection, total: list.totalItems });
+  });
+  await serve(hono, { devAuth: "pocketbase" });
+
+  // A bare fetch handler
+  await serve(async (request: Request) => Response.json({ id: getUser(request).id }), { type: "fetch", log: false });
+
+  // verify
+  try {
+    const identity = verify({ "x-pb-gateway-proof": "x", "x-pb-gateway-time": ["1"] }, "GET", "/", "secret", 1);
+    const id: string = identity.id;
+    void id;
+  } catch (err) {
+    if (err instanceof VerifyError) {
+      const code: "missing" | "bad_proof" | "expired" = err.code;
+      void code;
+    }
+  }
+  verify(new Headers(), "GET", "/", "s");
+  const headers: Record<string, string> = signHeaders({ id: "a", collection: "users" }, "GET", "/", "s");
+  void headers;
+
+  // @ts-expect-error: serve needs a handler
+  await serve();
+  // @ts-expect-error: type is "node" or "fetch"
+  await serve(hono, { type: "express" });
+  // @ts-expect-error: a user is read-only
+  getUser(new Request("http://x")).id = "other";
+}
+
+void examples;

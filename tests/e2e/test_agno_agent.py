@@ -114,10 +114,10 @@ def wait_agent_ready(pb, token: str) -> float:
     return time.monotonic() - start
 
 
-def run_agent(pb, message: str, headers: dict[str, str]) -> Stream:
-    """POSTs a streaming run and reads the answer event by event, noting
-    when each event arrived."""
-    body = urllib.parse.urlencode({"message": message, "stream": "true"}).encode()
+def run_agent(pb, message: str, headers: dict[str, str], **form: str) -> Stream:
+    """POSTs a run (streaming unless form says stream="false") and reads the
+    answer event by event, noting when each event arrived."""
+    body = urllib.parse.urlencode({"message": message, "stream": "true", **form}).encode()
     conn = http.client.HTTPConnection("127.0.0.1", pb.port, timeout=60)
     try:
         conn.putrequest("POST", RUN_PATH, skip_accept_encoding=True)
@@ -128,7 +128,7 @@ def run_agent(pb, message: str, headers: dict[str, str]) -> Stream:
         conn.endheaders(body)
         resp = conn.getresponse()
         stream = Stream(resp.status, resp.getheader("Content-Type", ""))
-        if resp.status != 200:
+        if resp.status != 200 or not stream.content_type.startswith("text/event-stream"):
             stream.body = resp.read()
             return stream
         name, data = "", []
@@ -202,6 +202,11 @@ def test_forged_identity_and_missing_token(agno) -> None:
     assert notes_with_text(pb, token_a, text) == []
     [note] = notes_with_text(pb, token_b, text)
     assert note["owner"] == id_b
+
+    # A user_id in the form does not make the run someone else's.
+    answer = run_agent(pb, "hello", {"Authorization": token_b}, stream="false", user_id=id_a)
+    assert answer.status == 200, answer.body
+    assert json.loads(answer.body)["user_id"] == id_b
 
     # No token: the gateway answers 401 before the agent is reached.
     stream = run_agent(pb, "hello", {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from contextlib import closing
 
 import pytest
 
@@ -136,7 +137,7 @@ def test_readonly_database(pocketbase, monkeypatch) -> None:
     with PocketBase(pocketbase.url, token) as pb:
         note = pb.collection("notes").create({"text": "read me directly", "owner": uid})
     monkeypatch.setenv("PB_DB_PATH", str(pocketbase.data_dir / "data.db"))
-    with processman.connect_readonly() as db:
+    with closing(processman.connect_readonly()) as db:
         row = db.execute("SELECT text, owner FROM notes WHERE id = ?", (note["id"],)).fetchone()
         assert (row["text"], row["owner"]) == ("read me directly", uid)
         with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):

@@ -23,6 +23,8 @@ def connect_readonly(path: str | Path | None = None, *, timeout: float = 5.0) ->
 
     Writes fail with ``sqlite3.OperationalError`` ("attempt to write a
     readonly database"); ``timeout`` is how long a read waits for a lock.
+    Close it when done (``with contextlib.closing(connect_readonly()) as db:``;
+    a bare ``with`` only ends a transaction).
     """
     target = str(path) if path is not None else Environment.load().db_path
     if not target:

@@ -42,7 +42,7 @@ def serve(
     ``health.line``).
 
     With ``identity`` (the default) the app is wrapped in
-    :class:`~processman.IdentityMiddleware`: under the gateway every request
+    :class:`~processman.IdentityMiddleware` (unless it is one already): under the gateway every request
     must carry a valid identity proof (else 401); in development (no
     ``PB_GATEWAY_SECRET``) every request is a guest, or ``PROCESSMAN_DEV_USER``.
 
@@ -53,7 +53,7 @@ def serve(
     Other ``uvicorn_options`` go to ``uvicorn.Config`` as they are.
     """
     env = Environment.load()
-    if identity:
+    if identity and not isinstance(app, IdentityMiddleware):
         if isinstance(app, str):
             raise TypeError("serve(): pass the app object, not an import string, when identity=True")
         app = IdentityMiddleware(

@@ -85,7 +85,11 @@ _call_ids = itertools.count(1)
 
 
 def _call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"call_{next(_call_ids)}", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+    return {
+        "id": f"call_{next(_call_ids)}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)},
+    }
 
 
 def _words(text: str) -> list[str]:

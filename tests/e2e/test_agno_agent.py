@@ -19,9 +19,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
-import pytest
-
 import e2e_helpers as h
+import pytest
 from e2e_helpers import REPO_ROOT, http_request
 
 AGNO_DIR = REPO_ROOT / "examples" / "agno-agent"
@@ -121,7 +120,11 @@ def run_agent(pb, message: str, headers: dict[str, str], **form: str) -> Stream:
     conn = http.client.HTTPConnection("127.0.0.1", pb.port, timeout=60)
     try:
         conn.putrequest("POST", RUN_PATH, skip_accept_encoding=True)
-        for k, v in {**headers, "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/event-stream"}.items():
+        for k, v in {
+            **headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/event-stream",
+        }.items():
             conn.putheader(k, v)
         conn.putheader("Content-Length", str(len(body)))
         sent = time.monotonic()
@@ -150,7 +153,9 @@ def run_agent(pb, message: str, headers: dict[str, str], **form: str) -> Stream:
 
 def notes_with_text(pb, token: str, text: str) -> list[dict]:
     query = urllib.parse.urlencode({"filter": f'text = "{text}"'})
-    status, body = http_request("GET", f"{pb.url}/api/collections/notes/records?{query}", headers={"Authorization": token})
+    status, body = http_request(
+        "GET", f"{pb.url}/api/collections/notes/records?{query}", headers={"Authorization": token}
+    )
     assert status == 200, f"listing notes failed: {status} {body}"
     return body["items"]
 
@@ -184,7 +189,9 @@ def test_agent_streams_and_writes_as_the_caller(agno) -> None:
     [note] = notes_with_text(pb, token_a, text)
     assert (note["id"], note["owner"], note["source"]) == (note_id, id_a, "agno")
     assert notes_with_text(pb, token_b, text) == [], "another user must not see the note"
-    status, _ = http_request("GET", f"{pb.url}/api/collections/notes/records/{note_id}", headers={"Authorization": token_b})
+    status, _ = http_request(
+        "GET", f"{pb.url}/api/collections/notes/records/{note_id}", headers={"Authorization": token_b}
+    )
     assert status == 404
 
 
@@ -196,7 +203,12 @@ def test_forged_identity_and_missing_token(agno) -> None:
 
     # B claims to be A: the gateway drops the header and signs B.
     text = f"forged {uuid.uuid4().hex[:8]}"
-    forged = {"Authorization": token_b, "X-PB-Auth-Id": id_a, "X-PB-Auth-Collection": "users", "X-PB-Auth-Superuser": "true"}
+    forged = {
+        "Authorization": token_b,
+        "X-PB-Auth-Id": id_a,
+        "X-PB-Auth-Collection": "users",
+        "X-PB-Auth-Superuser": "true",
+    }
     stream = run_agent(pb, text, forged)
     assert stream.status == 200, stream.body
     assert notes_with_text(pb, token_a, text) == []
@@ -221,7 +233,9 @@ def test_socket_refuses_unsigned_requests(agno) -> None:
     pb = agno
     token, user_id = create_user(pb)
     wait_agent_ready(pb, token)
-    envs = [env for env in pb.marker_pids().values() if env.get("PB_PROCESS_NAME") == "agno-agent" and env.get("PB_SOCKET")]
+    envs = [
+        env for env in pb.marker_pids().values() if env.get("PB_PROCESS_NAME") == "agno-agent" and env.get("PB_SOCKET")
+    ]
     assert envs, f"no agno-agent process with PB_SOCKET\n{pb.logs()}"
     path = envs[0]["PB_SOCKET"]
 

@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -100,7 +100,9 @@ class Sidecar:
                 if line.startswith("processman: ready on "):
                     return line.removeprefix("processman: ready on ")
             if self.proc.poll() is not None:
-                raise AssertionError(f"the sidecar exited with {self.proc.returncode} before it was ready:\n{self.output()}")
+                raise AssertionError(
+                    f"the sidecar exited with {self.proc.returncode} before it was ready:\n{self.output()}"
+                )
             return None
 
         self.address = wait_until(ready, timeout, lambda: f"no ready line:\n{self.output()}")
@@ -219,8 +221,16 @@ def pocketbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketBaseS
     url = f"http://127.0.0.1:{port}"
     log = open(base / "pocketbase.log", "wb")
     proc = subprocess.Popen(
-        [str(PB_BIN), "serve", "--dir", str(data_dir), "--http", f"127.0.0.1:{port}",
-         "--migrationsDir", str(MIGRATIONS)],  # fmt: skip
+        [
+            str(PB_BIN),
+            "serve",
+            "--dir",
+            str(data_dir),
+            "--http",
+            f"127.0.0.1:{port}",
+            "--migrationsDir",
+            str(MIGRATIONS),
+        ],  # fmt: skip
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

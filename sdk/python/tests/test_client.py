@@ -9,11 +9,10 @@ import uuid
 from contextlib import closing
 
 import pytest
+from conftest import free_port
 
 import processman
 from processman import AsyncPocketBase, PocketBase, PocketBaseError, User
-
-from conftest import free_port
 
 
 def test_crud_as_the_caller(pocketbase) -> None:

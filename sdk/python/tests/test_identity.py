@@ -23,7 +23,10 @@ def test_vector(v: dict[str, Any]) -> None:
     assert message == v["canonical"]
     assert processman.sign(SECRET, message) == v["proof"]
     user = processman.User(v["id"], v["collection"], v["superuser"])
-    assert processman.signed_headers(SECRET, v["method"], v["path"], user, now=v["time"])["X-PB-Gateway-Proof"] == v["proof"]
+    assert (
+        processman.signed_headers(SECRET, v["method"], v["path"], user, now=v["time"])["X-PB-Gateway-Proof"]
+        == v["proof"]
+    )
     got = processman.verify(
         {
             "X-PB-Auth-Id": v["id"],

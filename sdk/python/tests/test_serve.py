@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port, gateway_headers
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import unix_connect
-
-from conftest import free_port, gateway_headers
 
 USER = ("k3v1t9x2m8q4z7a", "users")
 

@@ -125,6 +125,12 @@ def _result(response: httpx.Response) -> Any:
     return response.json()
 
 
+def _record(body: Any) -> Record:
+    if not isinstance(body, dict):
+        raise PocketBaseError(200, f"expected a record, got {type(body).__name__}")
+    return body
+
+
 def _unreachable(e: httpx.TransportError, base: str) -> PocketBaseError:
     return PocketBaseError(0, f"{type(e).__name__}: {e}", url=base)
 
@@ -197,13 +203,15 @@ class Collection:
     def get_one(self, id: str, **options: Any) -> Record:
         """One record by id; ``options``: ``expand``, ``fields``. A record the
         caller may not see is a 404 :class:`PocketBaseError`."""
-        return self.client.send("GET", _records_path(self.name, id), params=_options(**options))
+        return _record(self.client.send("GET", _records_path(self.name, id), params=_options(**options)))
 
     def create(self, data: Mapping[str, Any], **options: Any) -> Record:
-        return self.client.send("POST", _records_path(self.name), json=dict(data), params=_options(**options))
+        return _record(self.client.send("POST", _records_path(self.name), json=dict(data), params=_options(**options)))
 
     def update(self, id: str, data: Mapping[str, Any], **options: Any) -> Record:
-        return self.client.send("PATCH", _records_path(self.name, id), json=dict(data), params=_options(**options))
+        return _record(
+            self.client.send("PATCH", _records_path(self.name, id), json=dict(data), params=_options(**options))
+        )
 
     def delete(self, id: str) -> None:
         self.client.send("DELETE", _records_path(self.name, id))
@@ -268,15 +276,18 @@ class AsyncCollection:
             page += 1
 
     async def get_one(self, id: str, **options: Any) -> Record:
-        return await self.client.send("GET", _records_path(self.name, id), params=_options(**options))
+        return _record(await self.client.send("GET", _records_path(self.name, id), params=_options(**options)))
 
     async def create(self, data: Mapping[str, Any], **options: Any) -> Record:
-        return await self.client.send("POST", _records_path(self.name), json=dict(data), params=_options(**options))
+        return _record(
+            await self.client.send("POST", _records_path(self.name), json=dict(data), params=_options(**options))
+        )
 
     async def update(self, id: str, data: Mapping[str, Any], **options: Any) -> Record:
-        return await self.client.send(
+        body = await self.client.send(
             "PATCH", _records_path(self.name, id), json=dict(data), params=_options(**options)
         )
+        return _record(body)
 
     async def delete(self, id: str) -> None:
         await self.client.send("DELETE", _records_path(self.name, id))

@@ -30,7 +30,9 @@ def connect_readonly(path: str | Path | None = None, *, timeout: float = 5.0) ->
     if not target:
         raise ValueError("no database path: PB_DB_PATH is not set (run under processman, or pass the path)")
     if not Path(target).is_file():
-        raise FileNotFoundError(f"PocketBase's database {target} does not exist (has PocketBase run with this pb_data?)")
+        raise FileNotFoundError(
+            f"PocketBase's database {target} does not exist (has PocketBase run with this pb_data?)"
+        )
     uri = f"file:{quote(str(Path(target).resolve()))}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
     conn.row_factory = sqlite3.Row

@@ -4,7 +4,7 @@ docs/gateway.md of processman), read in one place."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Environment", "DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT"]
@@ -79,7 +79,7 @@ class Environment:
         return bool(self.gateway_secret)
 
 
-def _port(get, name: str) -> int | None:
+def _port(get: Callable[[str], str], name: str) -> int | None:
     raw = get(name)
     if not raw:
         return None
@@ -88,7 +88,7 @@ def _port(get, name: str) -> int | None:
     return int(raw)
 
 
-def _seconds(get, name: str, default: float) -> float:
+def _seconds(get: Callable[[str], str], name: str, default: float) -> float:
     raw = get(name)
     if not raw:
         return default

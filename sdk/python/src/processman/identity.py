@@ -25,7 +25,7 @@ import re
 import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = [
     "User",
@@ -55,10 +55,7 @@ _INT64_MAX = 2**63 - 1
 # zero. int() alone would also take "+1", " 1", "1_0" and non-ASCII digits.
 _TIME_RE = re.compile(r"0|[1-9][0-9]{0,18}")
 
-HeadersLike = Union[
-    Mapping[str, Union[str, Sequence[str]]],
-    Iterable[tuple[Union[str, bytes], Union[str, bytes]]],
-]
+HeadersLike = Mapping[str, str | Sequence[str]] | Iterable[tuple[str | bytes, str | bytes]]
 """A mapping of names (any case) to a value or a list of values (a header
 sent more than once), such as ``request.headers``; or name/value pairs, such
 as an ASGI scope's ``headers``."""
@@ -177,7 +174,9 @@ def verify(headers: HeadersLike, method: str, path: str, secret: str, now: float
         raise IdentityError("bad_proof")
     if abs((_time.time() if now is None else now) - int(signed_at)) > MAX_SKEW:
         raise IdentityError("expired")
-    return User(id=id_, collection=collection, superuser=superuser == "true", token=bearer_token(first("authorization")))
+    return User(
+        id=id_, collection=collection, superuser=superuser == "true", token=bearer_token(first("authorization"))
+    )
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -200,7 +199,7 @@ def _collect(headers: HeadersLike) -> dict[str, list[str]]:
         if isinstance(value, (str, bytes)):
             found.append(_text(value))
         else:
-            found.extend(_text(v) for v in value)  # type: ignore[attr-defined]
+            found.extend(_text(v) for v in value)
     return values
 
 

@@ -117,21 +117,29 @@ class IdentityMiddleware:
             token = next((bearer_token(v.decode("latin-1")) for k, v in headers if k.lower() == b"authorization"), None)
             base = self.dev_user or GUEST
             return User(id=base.id, collection=base.collection, superuser=base.superuser, token=token)
-        path = _signed_path(scope)
-        if scope["path"] in self.allow_unsigned and not any(k.lower() == b"x-pb-gateway-proof" for k, _ in headers):
+        if _route_path(scope) in self.allow_unsigned and not any(
+            k.lower() == b"x-pb-gateway-proof" for k, _ in headers
+        ):
             return GUEST
         method = scope.get("method", "GET")  # a WebSocket upgrade is a GET
-        return verify(headers, method, path, self.secret, now=self.clock())
+        return verify(headers, method, _signed_path(scope), self.secret, now=self.clock())
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without a root_path the server prepended."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _signed_path(scope: Scope) -> str:
     """The request target as received: raw path (without a root_path the
     server prepended) and query string."""
-    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
-    root = scope.get("root_path", "").encode("utf-8")
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    root: bytes = scope.get("root_path", "").encode("utf-8")
     if root and raw.startswith(root):
         raw = raw[len(root) :]
-    query = scope.get("query_string") or b""
+    query: bytes = scope.get("query_string") or b""
     target = raw + b"?" + query if query else raw
     return target.decode("utf-8", "surrogateescape")
 

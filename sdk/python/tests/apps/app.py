@@ -1,14 +1,14 @@
 """The FastAPI app the SDK's tests serve with processman.serve (see serve_app.py).
 
-  GET  /whoami          the caller as the app sees it: request.state.user,
-                        request.state.user_id, processman.current_user() and
-                        the FastAPI dependency
-  GET  /me              require_user: 401 for a guest
-  GET  /health          answers {"ok": true}
-  GET  /sse?n=5&gap=0.2 text/event-stream, `data: <i>` every gap seconds
-  GET  /forever         an endless event stream (0.1 s apart)
-  POST /notes           creates a note in PocketBase as the caller ({"text": ...})
-  WS   /ws              sends the caller's id ("" for a guest), then echoes
+GET  /whoami          the caller as the app sees it: request.state.user,
+                      request.state.user_id, processman.current_user() and
+                      the FastAPI dependency
+GET  /me              require_user: 401 for a guest
+GET  /health          answers {"ok": true}
+GET  /sse?n=5&gap=0.2 text/event-stream, `data: <i>` every gap seconds
+GET  /forever         an endless event stream (0.1 s apart)
+POST /notes           creates a note in PocketBase as the caller ({"text": ...})
+WS   /ws              sends the caller's id ("" for a guest), then echoes
 """
 
 from __future__ import annotations

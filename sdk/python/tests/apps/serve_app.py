@@ -6,8 +6,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import processman  # noqa: E402
 from app import app  # noqa: E402
+
+import processman  # noqa: E402
 
 allow = [p for p in os.environ.get("SERVE_ALLOW_UNSIGNED", "").split(",") if p]
 processman.serve(app, allow_unsigned=allow, log_level="warning")

@@ -261,3 +261,8 @@ def test_socket_refuses_unsigned_requests(agno) -> None:
     data = json.loads(resp.read())
     conn.close()
     assert resp.status == 401 and data["status"] == 401 and data["data"] == {}, data
+
+    # The SDK announced where it listens (usable as health.line) and never printed the secret.
+    log = pb.process_log("agno-agent")
+    assert f"processman: ready on unix:{path}" in log, log
+    assert envs[0]["PB_GATEWAY_SECRET"] not in log

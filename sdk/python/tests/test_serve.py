@@ -106,6 +106,16 @@ def test_allow_unsigned_paths(sidecar) -> None:
     assert car.request("GET", "/health", signed=False, headers=forged).status_code == 401
 
 
+def test_root_path(sidecar) -> None:
+    """With root_path=PB_ROUTE the app sees its URLs under the route, and
+    the proof still covers the path as the gateway forwarded it."""
+    car = sidecar({"SERVE_ROOT_PATH": "/api/test", "SERVE_ALLOW_UNSIGNED": "/health"})
+    body = car.request("GET", "/whoami?x=1", user=USER).json()
+    assert body["id"] == USER[0] and body["path"] == "/api/test/whoami"
+    assert car.request("GET", "/health", signed=False).json() == {"ok": True}
+    assert car.request("GET", "/whoami", signed=False).status_code == 401
+
+
 def test_stale_socket_is_removed(sidecar, tmp_path: Path) -> None:
     sockdir = tmp_path / "stale"
     sockdir.mkdir(mode=0o700)

@@ -1,5 +1,5 @@
 """Serves app.py with processman.serve; SERVE_ALLOW_UNSIGNED (comma-separated
-paths) is passed as allow_unsigned."""
+paths) is passed as allow_unsigned, SERVE_ROOT_PATH as uvicorn's root_path."""
 
 import os
 import sys
@@ -11,4 +11,4 @@ from app import app  # noqa: E402
 import processman  # noqa: E402
 
 allow = [p for p in os.environ.get("SERVE_ALLOW_UNSIGNED", "").split(",") if p]
-processman.serve(app, allow_unsigned=allow, log_level="warning")
+processman.serve(app, allow_unsigned=allow, root_path=os.environ.get("SERVE_ROOT_PATH", ""), log_level="warning")

@@ -6,6 +6,7 @@ import contextvars
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 from .env import Environment
@@ -115,8 +116,7 @@ class IdentityMiddleware:
         headers = scope.get("headers") or []
         if not self.secret:
             token = next((bearer_token(v.decode("latin-1")) for k, v in headers if k.lower() == b"authorization"), None)
-            base = self.dev_user or GUEST
-            return User(id=base.id, collection=base.collection, superuser=base.superuser, token=token)
+            return replace(self.dev_user or GUEST, token=token)
         if _route_path(scope) in self.allow_unsigned and not any(
             k.lower() == b"x-pb-gateway-proof" for k, _ in headers
         ):

@@ -33,10 +33,12 @@ test-go:
 	$(GO) test -race -count=1 ./...
 
 # The plugin must keep building and passing against the oldest PocketBase
-# that forks still use.
+# that forks still use. The dashboard page needs PocketBase v0.37+ (UI
+# extensions), and so does the ready binary that wires it in.
+CORE_PKGS = $(shell $(GO) list ./... | grep -v -e /dashboard -e /cmd/pocketbase)
 test-compat:
-	$(GO) vet -modfile=$(COMPAT) ./...
-	$(GO) test -count=1 -modfile=$(COMPAT) ./...
+	$(GO) vet -modfile=$(COMPAT) $(CORE_PKGS)
+	$(GO) test -count=1 -modfile=$(COMPAT) $(CORE_PKGS)
 
 test-e2e: build $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/contract tests/e2e

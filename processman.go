@@ -34,6 +34,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,7 @@ func MustRegister(app core.App, rootCmd *cobra.Command, config Config) {
 // Register registers the processman plugin to the provided app instance.
 // rootCmd, if not nil, gets the --processes flag and the `pm` command.
 func Register(app core.App, rootCmd *cobra.Command, config Config) error {
-	p := &plugin{app: app, config: config}
+	p := &plugin{app: app, config: config, events: &hook.Hook[*ProcessEvent]{}, sampler: metrics.NewSampler()}
 	if p.config.LogBufferLines <= 0 {
 		p.config.LogBufferLines = 1000
 	}

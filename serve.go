@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/control"
 	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/health"
 	"github.com/processman/processman/launch"
 	"github.com/processman/processman/logs"
+	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
 	"github.com/processman/processman/watch"
 )
@@ -25,6 +28,8 @@ type plugin struct {
 	app           core.App
 	config        Config
 	processesFlag string
+	events        *hook.Hook[*ProcessEvent]
+	sampler       *metrics.Sampler
 
 	mu        sync.Mutex
 	manager   *supervisor.Manager
@@ -35,6 +40,10 @@ type plugin struct {
 
 	checksCtx    context.Context // readiness checks run until terminate
 	cancelChecks context.CancelFunc
+
+	stopEvents func()        // ends the hooks' subscription
+	eventsDone chan struct{} // closed when the hooks have seen every event
+	serverInfo string        // the file telling the CLI where PocketBase serves
 }
 
 // Manager returns the supervisor of the processes of app, or nil when
@@ -118,10 +127,29 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 	}
 
 	manager := supervisor.NewManager()
+	changes, stopEvents := manager.Subscribe(eventQueue)
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		p.dispatchEvents(changes)
+	}()
 	p.mu.Lock()
 	p.manager = manager
 	p.checksCtx, p.cancelChecks = context.WithCancel(context.Background())
+	p.stopEvents, p.eventsDone = stopEvents, eventsDone
 	p.mu.Unlock()
+
+	api := &control.API{
+		Manager: func() *supervisor.Manager { return Manager(p.app) },
+		Sampler: p.sampler,
+		LogFile: func(name string) string {
+			if proc := manager.Get(name); proc != nil {
+				return p.logFile(proc.Config())
+			}
+			return ""
+		},
+	}
+	api.Bind(e.Router)
 
 	// Routes must be on the router before PocketBase builds it in Next;
 	// the processes start after, once PocketBase listens, so that PB_URL
@@ -134,6 +162,7 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 		return err
 	}
 
+	p.writeServerInfo(p.pocketBaseURL(e))
 	inject := map[string]string{
 		"PB_URL":           p.pocketBaseURL(e),
 		"PB_DATA_DIR":      absPath(p.app.DataDir()),
@@ -289,10 +318,15 @@ func (p *plugin) onTerminate(e *core.TerminateEvent) error {
 	p.mu.Lock()
 	manager, watchers, outputs, socketDir := p.manager, p.watchers, p.outputs, p.socketDir
 	p.manager, p.watchers, p.outputs, p.socketDir, p.proxies = nil, nil, nil, "", nil
+	stopEvents, eventsDone, serverInfo := p.stopEvents, p.eventsDone, p.serverInfo
+	p.stopEvents, p.eventsDone, p.serverInfo = nil, nil, ""
 	if p.cancelChecks != nil {
 		p.cancelChecks()
 	}
 	p.mu.Unlock()
+	if serverInfo != "" {
+		_ = os.Remove(serverInfo)
+	}
 	if socketDir != "" {
 		defer os.RemoveAll(socketDir)
 	}
@@ -306,6 +340,15 @@ func (p *plugin) onTerminate(e *core.TerminateEvent) error {
 			p.app.Logger().Error("processman: shutdown", "error", err.Error())
 		}
 		cancel()
+	}
+	if stopEvents != nil {
+		// The hooks see the last exits before PocketBase goes.
+		stopEvents()
+		select {
+		case <-eventsDone:
+		case <-time.After(eventDrainTimeout):
+			p.app.Logger().Warn("processman: process event handlers still busy at shutdown; not waiting for them")
+		}
 	}
 	for _, out := range outputs {
 		_ = out.Close()

@@ -448,6 +448,11 @@ func TestLoadErrorClasses(t *testing.T) {
 			want: []want{{"/processes/2/name", 2, "api", `duplicate name "api", already used by /processes/0`, "unique name"}},
 		},
 		{
+			name:    "name reserved by the control API",
+			content: `{"processes": [{"name": "list", "script": "api.py"}]}`,
+			want:    []want{{"/processes/0/name", 0, "list", `the name "list" is reserved by the control API (/api/pm/list)`, `e.g. "list-app"`}},
+		},
+		{
 			name:    "missing name",
 			content: `{"processes": [{"script": "api.py"}]}`,
 			want:    []want{{"/processes/0/name", 0, "", `missing required field "name"`, nameHint}},

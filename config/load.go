@@ -144,6 +144,8 @@ func Check(processes []Process, file string) Errors {
 			if file == "" { // files get this from the schema
 				add("name", fmt.Sprintf("invalid name %q", p.Name), fieldHint("name"))
 			}
+		case slices.Contains(ReservedNames, p.Name):
+			add("name", fmt.Sprintf("the name %q is reserved by the control API (/api/pm/%s)", p.Name, p.Name), "choose another name, e.g. \""+p.Name+"-app\"")
 		default:
 			if first, dup := seen[p.Name]; dup {
 				add("name", fmt.Sprintf("duplicate name %q, already used by /processes/%d", p.Name, first), "give every process a unique name")

@@ -28,6 +28,10 @@ const (
 	AuthSuperuser = "superuser"
 )
 
+// ReservedNames cannot name a process: they are paths of the control API
+// under /api/pm.
+var ReservedNames = []string{"list", "events", "openapi.json"}
+
 // InterpreterNone runs the script directly, without an interpreter.
 const InterpreterNone = "none"
 

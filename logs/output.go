@@ -406,6 +406,10 @@ func (o *Output) addToRing(lines []Line) bool {
 func (o *Output) Tail(n int) []Line {
 	o.ringMu.Lock()
 	defer o.ringMu.Unlock()
+	return o.tailLocked(n)
+}
+
+func (o *Output) tailLocked(n int) []Line {
 	k := o.count
 	if n > 0 && n < k {
 		k = n
@@ -425,15 +429,28 @@ func (o *Output) Tail(n int) []Line {
 // in Stats.SubscriberDropped. Close closes every subscribed channel; after
 // Close, Subscribe returns a closed channel. cancel may be called many times.
 func (o *Output) Subscribe(buffer int) (<-chan Line, func()) {
+	_, ch, cancel := o.TailAndSubscribe(0, buffer)
+	return ch, cancel
+}
+
+// TailAndSubscribe is Tail(n) and Subscribe(buffer) at one instant: every
+// line is either in the returned tail or sent on the channel, never both
+// and never neither (unless the subscriber falls behind). n == 0 returns
+// no tail.
+func (o *Output) TailAndSubscribe(n, buffer int) ([]Line, <-chan Line, func()) {
 	if buffer <= 0 {
 		buffer = DefaultSubscribeBuffer
 	}
 	s := &subscriber{ch: make(chan Line, buffer)}
 	o.ringMu.Lock()
 	defer o.ringMu.Unlock()
+	var tail []Line
+	if n > 0 {
+		tail = o.tailLocked(n)
+	}
 	if o.ringClosed {
 		close(s.ch)
-		return s.ch, func() {}
+		return tail, s.ch, func() {}
 	}
 	o.subs[s] = struct{}{}
 	cancel := func() {
@@ -444,7 +461,7 @@ func (o *Output) Subscribe(buffer int) (<-chan Line, func()) {
 			close(s.ch)
 		}
 	}
-	return s.ch, cancel
+	return tail, s.ch, cancel
 }
 
 // Stats returns the counters of the Output.

@@ -13,9 +13,10 @@ type Manager struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	mu    sync.RWMutex
-	procs map[string]*Process
-	order []*Process
+	mu     sync.RWMutex
+	procs  map[string]*Process
+	order  []*Process
+	events broadcaster
 }
 
 // NewManager returns a Manager with its own Spawner.
@@ -37,6 +38,13 @@ func (m *Manager) Add(p *Process) error {
 	}
 	if _, dup := m.procs[p.cfg.Name]; dup {
 		return fmt.Errorf("processman: a process named %q already exists", p.cfg.Name)
+	}
+	own := p.opts.OnEvent
+	p.opts.OnEvent = func(ev Event) {
+		if own != nil {
+			own(ev)
+		}
+		m.events.publish(ev)
 	}
 	m.procs[p.cfg.Name] = p
 	m.order = append(m.order, p)

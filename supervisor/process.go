@@ -66,8 +66,9 @@ type Process struct {
 	requests chan request
 	done     chan struct{}
 
-	mu     sync.RWMutex
-	status Status
+	mu       sync.RWMutex
+	status   Status
+	launched *launch.Command // the command of the current or last run
 }
 
 type requestKind int
@@ -118,6 +119,19 @@ func (p *Process) Status() Status {
 	p.mu.RUnlock()
 	s.Logs = p.opts.Output.Stats()
 	return s
+}
+
+// Output is where the process's output goes: its recent lines, counters
+// and subscriptions.
+func (p *Process) Output() *logs.Output { return p.opts.Output }
+
+// Launched returns the resolved command of the current or last run (its
+// environment included, so treat it as secret), or nil before the first
+// start.
+func (p *Process) Launched() *launch.Command {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.launched
 }
 
 // Readiness returns the state and readiness alone: cheaper than Status
@@ -298,6 +312,7 @@ func (p *Process) spawn() (*run, error) {
 	}
 	p.mu.Lock()
 	p.status.Command, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Runtime, cmdSpec.Venv
+	p.launched = cmdSpec
 	p.mu.Unlock()
 
 	stdoutR, stdoutW, err := outputPipe()

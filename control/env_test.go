@@ -1,0 +1,54 @@
+package control
+
+import "testing"
+
+func TestSecretNames(t *testing.T) {
+	for name, secret := range map[string]bool{
+		"OPENAI_API_KEY": true, "PB_GATEWAY_SECRET": true, "DB_PASSWORD": true, "GITHUB_TOKEN": true,
+		"AWS_ACCESS_KEY_ID": true, "SESSION_SECRET": true, "KEY": true, "PRIVATE_PEM": true, "PG_DSN": true,
+		"PORT": false, "PB_URL": false, "MODE": false, "MONKEY": false, "PATH": false, "KEYBOARD_LAYOUT": false,
+	} {
+		if IsSecretName(name) != secret {
+			t.Errorf("IsSecretName(%q) = %v, want %v", name, !secret, secret)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for value, want := range map[string]string{
+		"postgres://app:hunter2@db:5432/app?sslmode=disable": "postgres://app:" + Redacted + "@db:5432/app?sslmode=disable",
+		"redis://:p%40ss@cache/0":                            "redis://:" + Redacted + "@cache/0",
+		"https://user@example.com/x":                         "https://user@example.com/x",
+		"http://127.0.0.1:8090":                              "http://127.0.0.1:8090",
+		"not a url":                                          "not a url",
+	} {
+		got, changed := redactURL(value)
+		if got != want || changed != (got != value) {
+			t.Errorf("redactURL(%q) = %q, %v; want %q", value, got, changed, want)
+		}
+	}
+}
+
+func TestEnvironmentSources(t *testing.T) {
+	env := []string{"HOME=/root", "PATH=/venv/bin:/usr/bin", "PB_URL=http://127.0.0.1:8090", "MODE=dev", "TOKEN_FROM_FILE=x", "PLAIN_FROM_FILE=y"}
+	parent := []string{"HOME=/root", "PATH=/usr/bin"}
+	vars, inherited := environment(env, parent, map[string]string{"MODE": "dev"}, []string{"TOKEN_FROM_FILE", "PLAIN_FROM_FILE"})
+	if inherited != 1 {
+		t.Errorf("inherited %d, want 1 (HOME)", inherited)
+	}
+	want := []EnvVar{
+		{"MODE", "dev", SourceConfig, false},
+		{"PATH", "/venv/bin:/usr/bin", SourceProcessman, false}, // changed by the venv
+		{"PB_URL", "http://127.0.0.1:8090", SourceProcessman, false},
+		{"PLAIN_FROM_FILE", Redacted, SourceEnvFile, true}, // every env file value
+		{"TOKEN_FROM_FILE", Redacted, SourceEnvFile, true},
+	}
+	if len(vars) != len(want) {
+		t.Fatalf("vars %+v, want %+v", vars, want)
+	}
+	for i := range want {
+		if vars[i] != want[i] {
+			t.Errorf("var %d: %+v, want %+v", i, vars[i], want[i])
+		}
+	}
+}

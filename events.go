@@ -1,0 +1,119 @@
+package processman
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/processman/processman/supervisor"
+)
+
+// The types of process events.
+const (
+	// EventStarted: a run was spawned.
+	EventStarted = "started"
+	// EventReady: the run passed its readiness check (at once, for a
+	// process without one).
+	EventReady = "ready"
+	// EventExited: a run ended cleanly (exit code 0, or a stop that
+	// processman asked for).
+	EventExited = "exited"
+	// EventCrashed: a run ended in a way processman did not ask for (a
+	// non-zero code or a signal).
+	EventCrashed = "crashed"
+	// EventErrored: the process gave up: too many unstable restarts, a
+	// start that failed, or an invalid config entry.
+	EventErrored = "errored"
+	// EventStopped: the process is stopped (a restart is exited, stopped,
+	// started).
+	EventStopped = "stopped"
+)
+
+const (
+	// eventQueue is how many process events wait for the hooks before
+	// new ones are dropped (and counted by the manager).
+	eventQueue = 4096
+	// eventDrainTimeout bounds the wait for the hooks at shutdown.
+	eventDrainTimeout = 10 * time.Second
+)
+
+// ProcessEvent is what OnProcessEvent handlers receive.
+type ProcessEvent struct {
+	hook.Event
+	App core.App
+
+	// Type is one of the Event* constants.
+	Type string
+	// Name is the process's name.
+	Name string
+	// Status is the process's status right after the change.
+	Status supervisor.Status
+	// Exit is the exit that caused the event (exited, crashed, and
+	// errored or stopped after an exit), nil otherwise.
+	Exit *supervisor.Exit
+}
+
+// Tags makes events taggable by process name.
+func (e *ProcessEvent) Tags() []string { return []string{e.Name} }
+
+// OnProcessEvent is triggered for every event of the processes of app, or
+// of those named. Handlers run one event at a time, in order, on a
+// goroutine of their own: a slow handler never holds a process up. Call
+// it after Register, before or while serving.
+//
+//	processman.OnProcessEvent(app, "agent").BindFunc(func(e *processman.ProcessEvent) error {
+//		if e.Type == processman.EventErrored {
+//			e.App.Logger().Error("agent gave up", "reason", e.Status.Error)
+//		}
+//		return e.Next()
+//	})
+func OnProcessEvent(app core.App, names ...string) *hook.TaggedHook[*ProcessEvent] {
+	p, _ := app.Store().Get(storeKey).(*plugin)
+	if p == nil {
+		panic(fmt.Errorf("processman: OnProcessEvent needs processman.Register first"))
+	}
+	return hook.NewTaggedHook(p.events, names...)
+}
+
+// eventTypes maps a state change to the events it makes.
+func eventTypes(ev supervisor.Event) []string {
+	var types []string
+	st := ev.Status
+	if ev.Exit != nil {
+		if ev.Exit.Failed() {
+			types = append(types, EventCrashed)
+		} else {
+			types = append(types, EventExited)
+		}
+	}
+	switch {
+	case st.State == supervisor.Online && ev.Previous != supervisor.Online:
+		types = append(types, EventStarted)
+		if st.Ready {
+			types = append(types, EventReady)
+		}
+	case st.State == supervisor.Online && st.Ready:
+		types = append(types, EventReady) // only readiness changes keep a process online
+	case st.State == supervisor.Errored && ev.Previous != supervisor.Errored:
+		types = append(types, EventErrored)
+	case st.State == supervisor.Stopped && ev.Previous != supervisor.Stopped:
+		types = append(types, EventStopped)
+	}
+	return types
+}
+
+// dispatchEvents triggers the hooks for every change of manager's
+// processes until the subscription ends; it returns once the events
+// received before then are handled.
+func (p *plugin) dispatchEvents(changes <-chan supervisor.Event) {
+	for ev := range changes {
+		for _, typ := range eventTypes(ev) {
+			e := &ProcessEvent{App: p.app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
+			if err := p.events.Trigger(e); err != nil {
+				p.app.Logger().Error("processman: process event handler failed",
+					"process", e.Name, "event", typ, "error", err.Error())
+			}
+		}
+	}
+}

@@ -17,13 +17,16 @@ export const FIXTURE = path.join(HERE, "fixtures", "sidecar.mjs");
 
 const children = new Set();
 
-/** Kills every child still running (for after() hooks). */
+/** Stops every child still running (for after() hooks): SIGTERM, then SIGKILL after 5 s. */
 export async function killAll() {
   await Promise.all(
     [...children].map(async (child) => {
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGKILL");
-        await new Promise((resolve) => child.once("exit", resolve));
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(timer);
       }
       children.delete(child);
     }),

@@ -21,6 +21,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/pocketbase/pocketbase/tools/osutils"
 	"github.com/processman/processman"
+	"github.com/processman/processman/dashboard"
 )
 
 func main() {
@@ -40,6 +41,7 @@ func main() {
 
 	// processman adds its own --processes flag and the `pm` command.
 	processman.MustRegister(app, app.RootCmd, processman.Config{})
+	dashboard.MustRegister(app) // the dashboard's Processes page
 
 	_ = app.RootCmd.ParseFlags(os.Args[1:])
 

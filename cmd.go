@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/processman/processman/cli"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/launch"
 	"github.com/spf13/cobra"
@@ -15,8 +16,13 @@ func (p *plugin) command() *cobra.Command {
 	pm := &cobra.Command{
 		Use:   "pm",
 		Short: "Manages the processes that PocketBase supervises (processman)",
+		Long: `Manages the processes that PocketBase supervises (processman).
+
+list, describe, logs, start, stop and restart talk to the running
+PocketBase (see --url); check and schema work on the config file alone.`,
 	}
 	pm.AddCommand(p.checkCommand(), schemaCommand())
+	cli.AddCommands(pm, p.app)
 	return pm
 }
 

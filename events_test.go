@@ -13,6 +13,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman"
+	"github.com/processman/processman/control"
 	"github.com/processman/processman/internal/testutil"
 )
 
@@ -109,12 +110,12 @@ func TestControlAPIAndServerInfo(t *testing.T) {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}
 
-	info, err := processman.ReadServerInfo(s.app.DataDir())
+	info, err := control.ReadServerInfo(s.app.DataDir())
 	if err != nil || info.URL != s.url || info.Pid != os.Getpid() {
 		t.Errorf("server info %+v, %v; want %s and this pid", info, err, s.url)
 	}
 	s.stop()
-	if _, err := os.Stat(processman.ServerInfoFile(s.app.DataDir())); !os.IsNotExist(err) {
+	if _, err := os.Stat(control.ServerInfoFile(s.app.DataDir())); !os.IsNotExist(err) {
 		t.Errorf("server info file left after stop: %v", err)
 	}
 }

@@ -144,7 +144,7 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 		Sampler: p.sampler,
 		LogFile: func(name string) string {
 			if proc := manager.Get(name); proc != nil {
-				return p.logFile(proc.Config())
+				return absPath(p.logFile(proc.Config()))
 			}
 			return ""
 		},

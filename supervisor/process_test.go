@@ -250,7 +250,8 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 		script string
 	}{
 		{"leader ignores SIGTERM", "#!/bin/sh\ntrap '' TERM\necho up\nwhile :; do sleep 0.1; done\n"},
-		{"grandchild ignores SIGTERM", "#!/bin/sh\nsh -c \"trap '' TERM; while :; do sleep 0.1; done\" &\necho up\nwait\n"},
+		// "up" comes once the trap is set, so that the stop cannot win the race.
+		{"grandchild ignores SIGTERM", "#!/bin/sh\nsh -c \"trap '' TERM; echo up; while :; do sleep 0.1; done\" &\nwait\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,260 @@
+// Package cli is the client side of `pocketbase pm`: the verbs that talk
+// to a running PocketBase through the control API (list, logs, start,
+// stop, restart, describe), in PM2's habits.
+//
+//	pm := &cobra.Command{Use: "pm"}
+//	cli.AddCommands(pm, app)
+//
+// The server is found through --url, PB_URL, the server info file that
+// a serving PocketBase writes into pb_data, or http://127.0.0.1:8090.
+// Credentials come from --token or PB_TOKEN, from --email and --password
+// (or PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD), or else from
+// pb_data itself: on the server's machine a short-lived token is made for
+// the first superuser, the way `pocketbase superuser` works there.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/control"
+	"github.com/spf13/cobra"
+)
+
+// DefaultURL is where the CLI looks for PocketBase when nothing says.
+const DefaultURL = "http://127.0.0.1:8090"
+
+// localTokenTTL is how long a token made from pb_data lasts.
+const localTokenTTL = 5 * time.Minute
+
+// flags are the options shared by every verb.
+type flags struct {
+	url, token, email, password string
+	json                        bool
+}
+
+// AddCommands adds the verbs to pm. app is the PocketBase app of the
+// command line (bootstrapped by PocketBase before a command runs); it
+// gives the data dir.
+func AddCommands(pm *cobra.Command, app core.App) {
+	f := &flags{}
+	pf := pm.PersistentFlags()
+	pf.StringVar(&f.url, "url", "", "PocketBase's address (default: PB_URL, else where the PocketBase of --dir serves, else "+DefaultURL+")")
+	pf.StringVar(&f.token, "token", "", "a superuser auth token (default: PB_TOKEN)")
+	pf.StringVar(&f.email, "email", "", "a superuser's email, with --password (default: PB_SUPERUSER_EMAIL)")
+	pf.StringVar(&f.password, "password", "", "the superuser's password (default: PB_SUPERUSER_PASSWORD)")
+	pf.BoolVar(&f.json, "json", false, "print JSON instead of text")
+
+	var lines int
+	var follow bool
+	logs := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Prints a process's recent output; -f follows new lines",
+		Args:  cobra.ExactArgs(1),
+		Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, args []string) error {
+			name := args[0]
+			if !follow {
+				ls, err := c.Logs(ctx, name, lines)
+				if err != nil {
+					return err
+				}
+				for _, l := range ls {
+					f.printLine(w, name, l)
+				}
+				return nil
+			}
+			return c.FollowLogs(ctx, name, lines, func(l control.Line) { f.printLine(w, name, l) })
+		}),
+	}
+	logs.Flags().IntVarP(&lines, "lines", "n", control.DefaultLogLines, "how many recent lines")
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
+
+	pm.AddCommand(
+		&cobra.Command{
+			Use:     "list",
+			Aliases: []string{"ls", "status"},
+			Short:   "Lists the processes of the running PocketBase",
+			Args:    cobra.NoArgs,
+			Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, _ []string) error {
+				procs, err := c.List(ctx)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return writeJSON(w, procs)
+				}
+				printTable(w, procs)
+				return nil
+			}),
+		},
+		&cobra.Command{
+			Use:     "describe NAME",
+			Aliases: []string{"show", "info"},
+			Short:   "Shows one process: command, environment (secrets redacted), last crash",
+			Args:    cobra.ExactArgs(1),
+			Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, args []string) error {
+				d, err := c.Describe(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return writeJSON(w, d)
+				}
+				printDetail(w, d)
+				return nil
+			}),
+		},
+		actionCommand(app, f, "start", "Starts a stopped or errored process"),
+		actionCommand(app, f, "stop", "Stops a process and its whole process tree"),
+		actionCommand(app, f, "restart", "Restarts a process (starts it if it is not running)"),
+		logs,
+	)
+}
+
+func actionCommand(app core.App, f *flags, action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, args []string) error {
+			s, err := c.Act(ctx, action, args[0])
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return writeJSON(w, s)
+			}
+			printTable(w, []control.Summary{s})
+			return nil
+		}),
+	}
+}
+
+func (f *flags) printLine(w io.Writer, name string, l control.Line) {
+	if f.json {
+		_ = json.NewEncoder(w).Encode(l)
+		return
+	}
+	printLine(w, name, l)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// run wraps a verb: it finds the server and credentials, runs the verb
+// until it ends or the user interrupts, and exits with status 1 and a
+// message on stderr on failure (PocketBase ignores the errors commands
+// return, and points their error output at stdout).
+func run(app core.App, f *flags, verb func(ctx context.Context, c *Client, w io.Writer, args []string) error) func(*cobra.Command, []string) {
+	return func(cmd *cobra.Command, args []string) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		c, err := f.client(ctx, app)
+		if err == nil {
+			err = verb(ctx, c, cmd.OutOrStdout(), args)
+		}
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "processman:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// client resolves the server's URL and the credentials.
+func (f *flags) client(ctx context.Context, app core.App) (*Client, error) {
+	c := &Client{URL: firstOf(f.url, os.Getenv("PB_URL"))}
+	if c.URL == "" && app != nil {
+		if info, err := control.ReadServerInfo(app.DataDir()); err == nil && info.URL != "" {
+			c.URL = info.URL
+		}
+	}
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	c.URL = strings.TrimRight(c.URL, "/")
+
+	c.Token = firstOf(f.token, os.Getenv("PB_TOKEN"))
+	if c.Token != "" {
+		return c, nil
+	}
+	email := firstOf(f.email, os.Getenv("PB_SUPERUSER_EMAIL"))
+	password := firstOf(f.password, os.Getenv("PB_SUPERUSER_PASSWORD"))
+	if email != "" || password != "" {
+		if email == "" || password == "" {
+			return nil, errors.New("give both --email and --password (or PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD)")
+		}
+		token, err := c.login(ctx, email, password)
+		if err != nil {
+			return nil, err
+		}
+		c.Token = token
+		return c, nil
+	}
+	c.Token = localToken(app)
+	return c, nil
+}
+
+// login authenticates a superuser with a password.
+func (c *Client) login(ctx context.Context, email, password string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"identity": email, "password": password})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"/api/collections/"+core.CollectionNameSuperusers+"/auth-with-password", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.httpClient(false).Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return "", fmt.Errorf("%w at %s: start it with `pocketbase serve`, or point --url (or PB_URL) at it", ErrNotRunning, c.URL)
+		}
+		return "", fmt.Errorf("cannot reach PocketBase at %s: %w", c.URL, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token   string `json:"token"`
+		Message string `json:"message"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK || out.Token == "" {
+		return "", fmt.Errorf("superuser login as %s failed (%d %s): check --email and --password", email, resp.StatusCode, out.Message)
+	}
+	return out.Token, nil
+}
+
+// localToken makes a short-lived token for the first superuser of the
+// app's data dir, or returns "" when there is none.
+func localToken(app core.App) string {
+	if app == nil || !app.IsBootstrapped() {
+		return ""
+	}
+	records, err := app.FindRecordsByFilter(core.CollectionNameSuperusers, "email != {:installer}", "created", 1, 0,
+		dbx.Params{"installer": core.DefaultInstallerEmail})
+	if err != nil || len(records) == 0 {
+		return ""
+	}
+	token, err := records[0].NewStaticAuthToken(localTokenTTL)
+	if err != nil {
+		return ""
+	}
+	return token
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

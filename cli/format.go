@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fatih/color"
+	"github.com/processman/processman/control"
+)
+
+// stateColor colours a state the way PM2 does: green online, yellow on
+// the way, red errored, faint stopped. fatih/color turns colour off when
+// the output is not a terminal or NO_COLOR is set.
+func stateColor(state string) *color.Color {
+	switch state {
+	case "online":
+		return color.New(color.FgGreen)
+	case "errored":
+		return color.New(color.FgRed, color.Bold)
+	case "stopped":
+		return color.New(color.Faint)
+	default:
+		return color.New(color.FgYellow)
+	}
+}
+
+// printTable writes the processes as a table.
+func printTable(w io.Writer, procs []control.Summary) {
+	if len(procs) == 0 {
+		fmt.Fprintln(w, "no processes")
+		return
+	}
+	rows := [][]string{{"NAME", "STATUS", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "READY", "ROUTE"}}
+	for _, p := range procs {
+		pid, uptime, cpu, mem, ready := "-", "-", "-", "-", "-"
+		if p.Pid != 0 {
+			pid = fmt.Sprint(p.Pid)
+			uptime = shortDuration(time.Duration(p.UptimeMs) * time.Millisecond)
+			cpu = fmt.Sprintf("%.1f%%", p.CPU)
+			mem = humanBytes(p.Memory)
+			ready = yesNo(p.Ready)
+		}
+		route := p.Route
+		if route == "" {
+			route = "-"
+		}
+		rows = append(rows, []string{p.Name, p.State, pid, uptime, fmt.Sprint(p.Restarts), cpu, mem, ready, route})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, cell := range r {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	for n, r := range rows {
+		var b strings.Builder
+		for i, cell := range r {
+			padded := cell
+			if i < len(r)-1 {
+				padded = pad(cell, widths[i]+2)
+			}
+			switch {
+			case n == 0:
+				padded = color.New(color.Bold).Sprint(padded)
+			case i == 1: // colour after padding, so that codes take no width
+				padded = stateColor(cell).Sprint(padded)
+			}
+			b.WriteString(padded)
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	for _, p := range procs {
+		if p.State == "errored" && p.Error != "" {
+			fmt.Fprintf(w, "%s %s: %s\n", color.RedString("errored"), p.Name, p.Error)
+		}
+	}
+}
+
+// printDetail writes one process in detail.
+func printDetail(w io.Writer, d control.Detail) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	row("name", d.Name)
+	row("status", stateColor(d.State).Sprint(d.State))
+	if d.Error != "" {
+		row("error", d.Error)
+	}
+	if d.Pid != 0 {
+		row("pid", fmt.Sprint(d.Pid))
+		row("uptime", shortDuration(time.Duration(d.UptimeMs)*time.Millisecond))
+		row("ready", yesNo(d.Ready))
+		row("cpu", fmt.Sprintf("%.1f%% (%d processes)", d.CPU, d.TreeSize))
+		row("memory", humanBytes(d.Memory))
+	}
+	row("restarts", fmt.Sprintf("%d (%d unstable in a row)", d.Restarts, d.UnstableRestarts))
+	if d.NextRestart != nil {
+		row("next restart", d.NextRestart.Local().Format(time.TimeOnly))
+	}
+	row("command", strings.Join(d.Command, " "))
+	row("cwd", d.Cwd)
+	row("runtime", d.Runtime)
+	row("venv", d.Venv)
+	row("log file", d.LogFile)
+	row("restart policy", fmt.Sprintf("%s, max %d unstable restarts, min uptime %s", d.Policy.Restart, d.Policy.MaxRestarts, d.Policy.MinUptime))
+	row("stop", fmt.Sprintf("%s, then SIGKILL after %s", d.Policy.KillSignal, d.Policy.KillTimeout))
+	if d.Route != "" {
+		row("route", fmt.Sprintf("%s (auth %v, listen %s)", d.Route, d.Auth, d.Listen))
+	}
+	row("watch", yesNo(d.Watch))
+	if d.LastExit != nil {
+		row("last exit", exitText(*d.LastExit))
+	}
+	_ = tw.Flush()
+
+	if len(d.Env) > 0 {
+		fmt.Fprintf(w, "\nenvironment (%d more inherited from PocketBase):\n", d.Inherited)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, v := range d.Env {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, v.Value, color.New(color.Faint).Sprint(v.Source))
+		}
+		_ = tw.Flush()
+	}
+	if c := d.LastCrash; c != nil {
+		fmt.Fprintf(w, "\n%s %s\n", color.RedString("last crash:"), exitText(c.Exit))
+		for _, l := range c.LastLines {
+			printLine(w, "", l)
+		}
+	}
+}
+
+func exitText(e control.Exit) string {
+	how := fmt.Sprintf("code %d", e.Code)
+	if e.Signal != "" {
+		how = "signal " + e.Signal
+	}
+	if e.Requested {
+		how += ", asked for"
+	}
+	return fmt.Sprintf("%s at %s after %s (pid %d)", how, e.Time.Local().Format(time.DateTime),
+		shortDuration(time.Duration(e.UptimeMs)*time.Millisecond), e.Pid)
+}
+
+// printLine writes one output line: time, process, stream and text;
+// stderr lines in red.
+func printLine(w io.Writer, name string, l control.Line) {
+	prefix := l.Time.Local().Format("15:04:05.000")
+	if name != "" {
+		prefix += " " + name
+	}
+	sep := color.New(color.Faint).Sprint("|")
+	text := l.Text
+	if l.Stream == "stderr" {
+		text = color.RedString("%s", text)
+	}
+	fmt.Fprintf(w, "%s %s %s\n", color.New(color.Faint).Sprint(prefix), sep, text)
+}
+
+// shortDuration writes 45s, 12m, 3h, 2d.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func pad(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat(" ", n-len(s))
+}

@@ -152,6 +152,7 @@ for (const kind of ["node", "express", "hono", "fetch"]) {
       const exit = await sidecar.exited;
       assert.deepEqual(exit, { code: 0, signal: null }, sidecar.output());
       assert.equal(fs.existsSync(sidecar.socketPath), false, "the socket file is still there");
+      assert.match(sidecar.output(), /closing signalled/);
     });
   });
 }
@@ -305,6 +306,16 @@ describe("listen: tcp and development mode", () => {
     assert.deepEqual(json(r).user, { id: "", collection: "", superuser: false, token: "" });
     sidecar.child.kill("SIGINT");
     assert.deepEqual(await sidecar.exited, { code: 0, signal: null });
+  });
+
+  test("devAuth with a user object: every request acts as that user", async () => {
+    const devUser = { id: "dev123", collection: "users", token: "dev-token" };
+    const sidecar = await startSidecar("express", { mode: "dev", env: { TEST_DEV_AUTH: JSON.stringify(devUser) } });
+    assert.match(sidecar.output(), /every request acts as users\/dev123/);
+    const r = await request(sidecar.target, { path: "/whoami", headers: { "X-PB-Auth-Id": "someone-else" } });
+    assert.deepEqual(json(r).user, { ...devUser, superuser: false });
+    sidecar.child.kill("SIGTERM");
+    await sidecar.exited;
   });
 
   test("PB_SOCKET without PB_GATEWAY_SECRET refuses every request", async () => {

@@ -42,11 +42,19 @@ type Sampler struct {
 	// dashboards polling at once cost one sample.
 	MaxAge time.Duration
 
-	mu    sync.Mutex
-	last  map[int]mark  // CPU marks by root pid, from earlier samples
-	cache map[int]Usage // the last sample's results
-	at    time.Time     // when the cache was filled
+	mu      sync.Mutex
+	last    map[int]mark    // CPU marks by root pid, from earlier samples
+	cache   map[int]Usage   // the last sample's results
+	at      time.Time       // when the cache was filled
+	parents map[int32]int32 // parent of every pid seen by the last scan
+	fullAt  time.Time       // when every parent was last read afresh
 }
+
+// rereadParents is how often the parents of all processes are read
+// again. In between only new pids are read: a process's parent changes
+// only when its parent exits, which takes it out of any tree anyway, and
+// a pid reused within this time is the only case it could misplace.
+const rereadParents = 10 * time.Second
 
 // forgetAfter is how long the CPU mark of a root nobody asks about is kept.
 const forgetAfter = 10 * time.Minute
@@ -59,6 +67,9 @@ type mark struct {
 
 // NewSampler returns a Sampler with MaxAge DefaultMaxAge.
 func NewSampler() *Sampler {
+	// gopsutil reads the boot time (from /proc/stat) for every process it
+	// looks at unless told to keep it; it does not change while running.
+	process.EnableBootTimeCache(true)
 	return &Sampler{MaxAge: DefaultMaxAge, last: map[int]mark{}}
 }
 
@@ -85,20 +96,20 @@ func (s *Sampler) Sample(roots ...int) map[int]Usage {
 	}
 
 	ctx := context.Background()
-	children := childrenByParent(ctx)
+	children := s.childrenByParent(ctx, now)
 	out := make(map[int]Usage, len(roots))
 	for _, root := range roots {
 		if root <= 0 {
 			continue
 		}
-		usage, cpu, started, ok := treeUsage(ctx, int32(root), children)
+		usage, cpu, ok := treeUsage(ctx, int32(root), children)
 		if !ok {
 			continue
 		}
 		if prev, seen := s.last[root]; seen && now.After(prev.when) {
 			usage.CPU = percent(cpu-prev.cpu, now.Sub(prev.when))
-		} else if !started.IsZero() && now.After(started) {
-			usage.CPU = percent(cpu, now.Sub(started))
+		} else if created, err := (&process.Process{Pid: int32(root)}).CreateTimeWithContext(ctx); err == nil {
+			usage.CPU = percent(cpu, now.Sub(time.UnixMilli(created)))
 		}
 		out[root] = usage
 		s.last[root] = mark{cpu: cpu, when: now}
@@ -112,34 +123,36 @@ func (s *Sampler) Sample(roots ...int) map[int]Usage {
 	return out
 }
 
-// childrenByParent maps every process to its children, from one scan of the
-// system's processes.
-func childrenByParent(ctx context.Context) map[int32][]int32 {
+// childrenByParent maps every process to its children, from one listing
+// of the system's processes.
+func (s *Sampler) childrenByParent(ctx context.Context, now time.Time) map[int32][]int32 {
 	pids, err := process.PidsWithContext(ctx)
 	if err != nil {
 		return nil
 	}
+	full := now.Sub(s.fullAt) >= rereadParents
+	if full {
+		s.fullAt = now
+	}
+	parents := make(map[int32]int32, len(pids))
 	children := make(map[int32][]int32, len(pids))
 	for _, pid := range pids {
-		proc := &process.Process{Pid: pid}
-		ppid, err := proc.PpidWithContext(ctx)
-		if err != nil {
-			continue // gone meanwhile
+		ppid, known := s.parents[pid]
+		if !known || full {
+			if ppid, err = (&process.Process{Pid: pid}).PpidWithContext(ctx); err != nil {
+				continue // gone meanwhile
+			}
 		}
+		parents[pid] = ppid
 		children[ppid] = append(children[ppid], pid)
 	}
+	s.parents = parents
 	return children
 }
 
-// treeUsage sums the tree of root: its usage, its total CPU seconds and
-// when root started. ok is false when root does not exist.
-func treeUsage(ctx context.Context, root int32, children map[int32][]int32) (usage Usage, cpu float64, started time.Time, ok bool) {
-	rootProc := &process.Process{Pid: root}
-	if created, err := rootProc.CreateTimeWithContext(ctx); err == nil {
-		started = time.UnixMilli(created)
-	} else {
-		return Usage{}, 0, time.Time{}, false
-	}
+// treeUsage sums the tree of root: its usage and its total CPU seconds.
+// ok is false when root does not exist.
+func treeUsage(ctx context.Context, root int32, children map[int32][]int32) (usage Usage, cpu float64, ok bool) {
 	seen := map[int32]bool{}
 	queue := []int32{root}
 	for len(queue) > 0 {
@@ -161,7 +174,7 @@ func treeUsage(ctx context.Context, root int32, children map[int32][]int32) (usa
 		}
 		queue = append(queue, children[pid]...)
 	}
-	return usage, cpu, started, usage.Processes > 0
+	return usage, cpu, usage.Processes > 0
 }
 
 // percent is CPU seconds over an interval as a percentage of one core.

@@ -59,6 +59,11 @@ export async function writeResponse(response, req, res) {
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) res.setHeader("set-cookie", cookies);
 
+  // The client left while the handler was still working: nothing to send.
+  if (res.destroyed) {
+    if (response.body !== null) await response.body.cancel().catch(() => {});
+    return;
+  }
   if (response.body === null || req.method === "HEAD") {
     if (response.body !== null) await response.body.cancel().catch(() => {});
     res.end();
@@ -93,6 +98,10 @@ export async function writeResponse(response, req, res) {
 
 function drained(res) {
   return new Promise((resolve) => {
+    if (res.destroyed) {
+      resolve();
+      return;
+    }
     const done = () => {
       res.off("drain", done);
       res.off("close", done);

@@ -130,6 +130,15 @@ for (const kind of ["node", "express", "hono", "fetch"]) {
         await sidecar.waitFor(/stream cancelled: \/forever/, 10000);
         await sidecar.waitFor(/request signal aborted/, 10000);
       });
+
+      test("a client that leaves before the handler answers: the late body is cancelled at once", async () => {
+        const target = "/slow-start?delay=600";
+        const req = http.request({ ...sidecar.target, path: target, headers: signed(sidecar, "GET", target) });
+        req.on("error", () => {});
+        req.end();
+        setTimeout(() => req.destroy(), 150);
+        await sidecar.waitFor(/stream cancelled: \/slow-start/, 10000);
+      });
     }
 
     test("SIGTERM during an open stream: the stream finishes, the socket file is removed, exit 0", async () => {

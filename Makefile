@@ -1,5 +1,5 @@
 # processman: the two commands of the README's quick start are
-#   make run    build PocketBase with processman and serve examples/ (a Python and a Node sidecar)
+#   make run    build PocketBase with processman, install the examples' dependencies and serve examples/
 #   make test   install the test dependencies and run every test
 # Everything else here is what those two are made of.
 
@@ -10,20 +10,57 @@ VENV     := .venv
 COMPAT   := compat/pocketbase-v0.35.mod
 HTTP     ?= 127.0.0.1:8090
 
-.PHONY: run build test test-go test-compat test-e2e vet bench bench-gateway clean
+NPM_CI   := npm ci --no-audit --no-fund --loglevel=error
+PIP      := pip install --quiet --disable-pip-version-check
+# apt-get for Debian packages, through sudo unless already root.
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-run: build
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e vet browser bench bench-gateway bench-control clean
+
+run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
+
+# Each example sidecar has its own dependencies: a .venv (which processman
+# activates) or node_modules, installed from its own files and the SDKs.
+AGNO     := examples/agno-agent
+AISDK    := examples/ai-sdk-agent
+examples: $(AGNO)/.venv/.installed $(AISDK)/node_modules/.installed
+
+$(AGNO)/.venv/.installed: $(AGNO)/requirements.txt sdk/python/pyproject.toml
+	cd $(AGNO) && $(PYTHON) -m venv .venv && .venv/bin/$(PIP) -r requirements.txt
+	touch $@
+
+$(AISDK)/node_modules/.installed: $(AISDK)/package-lock.json sdk/node/package.json
+	cd $(AISDK) && $(NPM_CI)
+	touch $@
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pocketbase
 
 # The Python virtualenv for the end-to-end tests, rebuilt when its
 # requirements change.
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt tests/e2e/requirements-browser.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/$(PIP) -r requirements-dev.txt -r tests/e2e/requirements-browser.txt
 	touch $@
+
+# Debian's chromium for the dashboard's browser tests (no browser download).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+
+# The sidecar SDKs' own tests, each in its own environment.
+sdk/python/.venv/.installed: sdk/python/pyproject.toml
+	$(PYTHON) -m venv sdk/python/.venv
+	sdk/python/.venv/bin/$(PIP) -e 'sdk/python[test]'
+	touch $@
+
+sdk/node/node_modules/.installed: sdk/node/package-lock.json
+	cd sdk/node && $(NPM_CI)
+	touch $@
+
+test-sdk: build sdk/python/.venv/.installed sdk/node/node_modules/.installed
+	sdk/python/.venv/bin/pytest -q sdk/python/tests
+	cd sdk/node && npm test
 
 vet:
 	$(GO) vet ./...
@@ -40,10 +77,10 @@ test-compat:
 	$(GO) vet -modfile=$(COMPAT) $(CORE_PKGS)
 	$(GO) test -count=1 -modfile=$(COMPAT) $(CORE_PKGS)
 
-test-e2e: build $(VENV)/.installed
-	$(VENV)/bin/pytest -q tests/contract tests/e2e
+test-e2e: build examples browser $(VENV)/.installed
+	E2E_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -q tests/contract tests/e2e
 
-test: vet test-go test-compat test-e2e
+test: vet test-go test-compat test-sdk test-e2e
 
 bench:
 	bench/run
@@ -51,5 +88,8 @@ bench:
 bench-gateway:
 	bench/gateway-run
 
+bench-control: build
+	$(PYTHON) bench/control.py
+
 clean:
-	rm -rf bin examples/pb_data
+	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules

@@ -270,7 +270,8 @@ func (p *plugin) addProcess(manager *supervisor.Manager, proc config.Process, er
 		return err
 	}
 	if opts.CheckReadiness && len(errs) == 0 {
-		check := &health.Check{Process: sp, Output: out, Target: routed.target, Config: proc.Health, Logger: p.app.Logger()}
+		check := &health.Check{Process: sp, Output: out, Target: routed.target, Config: proc.Health,
+			Secret: routed.env["PB_GATEWAY_SECRET"], Logger: p.app.Logger()}
 		go check.Run(p.checksCtx)
 	}
 	if len(errs) == 0 && !full.Watch.IsZero() {

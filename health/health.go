@@ -19,6 +19,7 @@ import (
 
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/gateway/identity"
 	"github.com/processman/processman/logs"
 	"github.com/processman/processman/supervisor"
 )
@@ -43,6 +44,10 @@ type Check struct {
 	Target gateway.Target
 	// Config is the process's health setting; nil means the default.
 	Config *config.Health
+	// Secret, if set, signs HTTP checks as PocketBase itself (the
+	// gateway's System identity), so that a sidecar verifying the
+	// gateway's proof accepts them.
+	Secret string
 	Logger *slog.Logger
 
 	client *http.Client
@@ -149,6 +154,9 @@ func (c *Check) probe(ctx context.Context, cfg config.Health, timeout time.Durat
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sidecar"+cfg.HTTP, nil)
 		if err != nil {
 			return err
+		}
+		if c.Secret != "" {
+			identity.Apply(req.Header, c.Secret, time.Now(), http.MethodGet, cfg.HTTP, gateway.System)
 		}
 		resp, err := c.client.Do(req)
 		if err != nil {

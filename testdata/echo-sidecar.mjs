@@ -1,5 +1,6 @@
 // A sidecar for the gateway tests: it listens where processman says
 // (PB_SOCKET or PORT) and answers with what it received.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 
@@ -10,6 +11,12 @@ const readyAfter = Number(process.env.READY_AFTER_MS ?? 0);
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, "http://sidecar");
   if (url.pathname === "/health") {
+    // Health checks come from PocketBase itself, signed like any request
+    // of the gateway (docs/gateway.md): an unsigned one is refused.
+    if (!signedBySystem(req)) {
+      res.writeHead(401);
+      return res.end("unsigned health check");
+    }
     const failing = process.env.HEALTH_FAIL_FILE && fs.existsSync(process.env.HEALTH_FAIL_FILE);
     const ok = !failing && Date.now() - started >= readyAfter;
     res.writeHead(ok ? 200 : 503);
@@ -39,3 +46,11 @@ const server = http.createServer(async (req, res) => {
 
 server.listen(process.env.PB_SOCKET ?? Number(process.env.PORT), () => console.log("ready"));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
+
+function signedBySystem(req) {
+  const h = req.headers;
+  const canonical = ["v1", h["x-pb-gateway-time"], req.method, req.url,
+    h["x-pb-auth-id"] ?? "", h["x-pb-auth-collection"] ?? "", h["x-pb-auth-superuser"]].join("\n");
+  const want = crypto.createHmac("sha256", process.env.PB_GATEWAY_SECRET ?? "").update(canonical).digest("hex");
+  return h["x-pb-gateway-proof"] === want && h["x-pb-auth-superuser"] === "true";
+}

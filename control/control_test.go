@@ -19,8 +19,8 @@ import (
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tools/router"
 	_ "github.com/pocketbase/pocketbase/migrations" // the system collections
+	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/launch"

@@ -48,3 +48,22 @@ func ExampleManager() {
 		return se.Next()
 	})
 }
+
+// Reacting to process events: here, telling someone when the agent keeps
+// crashing and processman gives up on it.
+func ExampleOnProcessEvent() {
+	app := pocketbase.New()
+	processman.MustRegister(app, app.RootCmd, processman.Config{})
+
+	processman.OnProcessEvent(app, "agent").BindFunc(func(e *processman.ProcessEvent) error {
+		if e.Type == processman.EventErrored {
+			lines := 0
+			if e.Status.LastCrash != nil {
+				lines = len(e.Status.LastCrash.LastLines)
+			}
+			e.App.Logger().Error("agent gave up", "reason", e.Status.Error, "last_lines", lines)
+			// e.g. send a mail with e.App.NewMailClient()
+		}
+		return e.Next()
+	})
+}

@@ -30,7 +30,9 @@ $(AGNO)/.venv/.installed: $(AGNO)/requirements.txt sdk/python/pyproject.toml
 	cd $(AGNO) && $(PYTHON) -m venv .venv && .venv/bin/$(PIP) -r requirements.txt
 	touch $@
 
-$(AISDK)/node_modules/.installed: $(AISDK)/package-lock.json sdk/node/package.json
+# The example installs a copy of sdk/node (install-links): a change to the
+# SDK reinstalls it.
+$(AISDK)/node_modules/.installed: $(AISDK)/package-lock.json sdk/node/package.json sdk/node/index.d.ts $(wildcard sdk/node/src/*.js)
 	cd $(AISDK) && $(NPM_CI)
 	touch $@
 

@@ -10,6 +10,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/logs"
 	"github.com/processman/processman/metrics"
+	"github.com/processman/processman/supervisor"
 )
 
 // keepAlive is how often an idle event stream gets a comment line, so
@@ -51,27 +52,9 @@ func (a *API) logs(e *core.RequestEvent) error {
 		return err
 	}
 	for _, l := range backlog {
-		s.send("line", linesOf([]logs.Line{l})[0])
+		s.send("line", lineOf(l))
 	}
-	s.flush()
-	ticker := time.NewTicker(keepAlive)
-	defer ticker.Stop()
-	for {
-		select {
-		case l, open := <-lines:
-			if !open {
-				return nil // the process's output was closed: PocketBase stops
-			}
-			s.send("line", linesOf([]logs.Line{l})[0])
-			if len(lines) == 0 {
-				s.flush()
-			}
-		case <-ticker.C:
-			s.comment()
-		case <-e.Request.Context().Done():
-			return nil
-		}
-	}
+	return relay(e, s, lines, func(l logs.Line) { s.send("line", lineOf(l)) })
 }
 
 func tail(out *logs.Output, n int) []logs.Line {
@@ -97,19 +80,28 @@ func (a *API) events(e *core.RequestEvent) error {
 	for _, p := range m.List() {
 		s.send("process", summaryOf(p.Status(), p.Config(), zeroUsage))
 	}
+	return relay(e, s, changes, func(ev supervisor.Event) {
+		if p := m.Get(ev.Status.Name); p != nil {
+			s.send("process", summaryOf(ev.Status, p.Config(), zeroUsage))
+		}
+	})
+}
+
+// relay sends what arrives on ch until it is closed (PocketBase stops)
+// or the client goes away, flushing once ch is drained and keeping an
+// idle stream alive.
+func relay[T any](e *core.RequestEvent, s *stream, ch <-chan T, send func(T)) error {
 	s.flush()
 	ticker := time.NewTicker(keepAlive)
 	defer ticker.Stop()
 	for {
 		select {
-		case ev, open := <-changes:
+		case v, open := <-ch:
 			if !open {
 				return nil
 			}
-			if p := m.Get(ev.Status.Name); p != nil {
-				s.send("process", summaryOf(ev.Status, p.Config(), zeroUsage))
-			}
-			if len(changes) == 0 {
+			send(v)
+			if len(ch) == 0 {
 				s.flush()
 			}
 		case <-ticker.C:

@@ -98,10 +98,14 @@ func exitOf(e *supervisor.Exit) *Exit {
 	return &Exit{Time: e.Time, Pid: e.Pid, Code: e.Code, Signal: e.Signal, UptimeMs: e.Uptime.Milliseconds(), Requested: e.Requested}
 }
 
+func lineOf(l logs.Line) Line {
+	return Line{Time: l.Time, Stream: l.Stream, Pid: l.Pid, Text: l.Text}
+}
+
 func linesOf(lines []logs.Line) []Line {
 	out := make([]Line, len(lines))
 	for i, l := range lines {
-		out[i] = Line{Time: l.Time, Stream: l.Stream, Pid: l.Pid, Text: l.Text}
+		out[i] = lineOf(l)
 	}
 	return out
 }

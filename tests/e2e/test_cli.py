@@ -32,11 +32,13 @@ CRASHY = {
 
 def pm(pb, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Runs `pocketbase pm ARGS --dir <the server's pb_data>`, without the
-    credentials of the test's environment."""
+    credentials of the test's environment. --dev=false: a binary under the
+    temp dir looks like `go run` to PocketBase, whose dev mode prints every
+    SQL statement to stdout."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PB_")}
     full_env.update(env or {})
     return subprocess.run(
-        [str(pb.binary), "pm", *args, "--dir", str(pb.data_dir)],
+        [str(pb.binary), "pm", *args, "--dir", str(pb.data_dir), "--dev=false"],
         capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL,
     )
 
@@ -105,7 +107,7 @@ def test_logs_and_follow(server):
     assert {line.split(" | ")[1].split()[0] for line in lines} == {"tick", "warn"}
 
     follow = subprocess.Popen(
-        [str(server.binary), "pm", "logs", "ticker", "-f", "-n", "0", "--json", "--dir", str(server.data_dir)],
+        [str(server.binary), "pm", "logs", "ticker", "-f", "-n", "0", "--json", "--dir", str(server.data_dir), "--dev=false"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("PB_")},
     )

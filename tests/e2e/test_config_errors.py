@@ -94,7 +94,9 @@ def test_bad_entries_are_reported_and_the_good_one_runs(pocketbase, tmp_path):
 
 
 def test_syntax_error_serves_and_starts_nothing(pocketbase):
-    pb = pocketbase(raw_config=SYNTAX_ERROR_CONFIG, superuser=False)
+    # A superuser exists, so PocketBase's installer does not try to open a
+    # browser (xdg-open would be a child of PocketBase).
+    pb = pocketbase(raw_config=SYNTAX_ERROR_CONFIG)
     (pb.base_dir / "good.py").write_text(GOOD_SCRIPT)
 
     h.wait_until(lambda: "invalid JSON" in pb.stderr(), 10, pb.logs)
@@ -112,7 +114,7 @@ def test_syntax_error_serves_and_starts_nothing(pocketbase):
 
 def test_missing_processes_file_is_reported_and_pocketbase_serves(pocketbase, tmp_path):
     missing = tmp_path / "nope" / "pb_processes.json"
-    pb = pocketbase(processes_file=missing, superuser=False)
+    pb = pocketbase(processes_file=missing)  # a superuser: no installer, no xdg-open
     h.wait_until(lambda: str(missing) in pb.stderr(), 10, pb.logs)
     assert "processman: 1 config error:" in pb.stderr(), pb.logs()
     assert "--processes" in pb.stderr(), pb.logs()  # the hint

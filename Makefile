@@ -15,7 +15,7 @@ PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e vet browser bench bench-gateway bench-control clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy vet browser bench bench-gateway bench-control bench-agents clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -80,7 +80,12 @@ test-compat:
 test-e2e: build examples browser $(VENV)/.installed
 	E2E_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -q tests/contract tests/e2e
 
-test: vet test-go test-compat test-sdk test-e2e
+# The Dockerfile (Docker's build checks and hadolint) and the systemd unit;
+# a module of its own, so that BuildKit stays out of the plugin's go.mod.
+test-deploy: $(VENV)/.installed
+	cd deploy/check && HADOLINT=$(CURDIR)/$(VENV)/bin/hadolint REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 ./...
+
+test: vet test-go test-compat test-sdk test-e2e test-deploy
 
 bench:
 	bench/run
@@ -90,6 +95,9 @@ bench-gateway:
 
 bench-control: build
 	$(PYTHON) bench/control.py
+
+bench-agents: build examples
+	$(PYTHON) bench/agents.py
 
 clean:
 	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules

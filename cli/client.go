@@ -81,10 +81,14 @@ func (c *Client) do(ctx context.Context, method, path string, stream bool) (*htt
 	if msg == "" {
 		msg = strings.TrimSpace(string(body))
 	}
-	switch resp.StatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && c.Token == "":
+		msg = "no superuser credentials: pass --token (or PB_TOKEN), or --email and --password " +
+			"(or PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD); on the server's machine, create a superuser first " +
+			"(`pocketbase superuser upsert EMAIL PASSWORD`, or in the dashboard at /_/) and --dir finds it"
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		msg = fmt.Sprintf("%s (%d). The control API needs a superuser: pass --token (or PB_TOKEN), or --email and --password (or PB_SUPERUSER_EMAIL and PB_SUPERUSER_PASSWORD)", msg, resp.StatusCode)
-	case http.StatusNotFound:
+	case resp.StatusCode == http.StatusNotFound:
 		if !strings.Contains(msg, "process") {
 			msg = fmt.Sprintf("%s (404): is processman registered in the PocketBase at %s?", msg, c.URL)
 		}

@@ -137,6 +137,12 @@ def test_credentials(server):
     assert res.returncode == 1 and 'No process named "nope"' in res.stderr, res.stderr
 
 
+def test_no_superuser_yet(pocketbase):
+    pb = pocketbase([], superuser=False)
+    res = pm(pb, "list")
+    assert res.returncode == 1 and "pocketbase superuser upsert EMAIL PASSWORD" in res.stderr, res.stderr
+
+
 def test_not_running(pocketbase, tmp_path):
     pb = pocketbase([])
     pb.stop()

@@ -33,8 +33,9 @@ type server struct {
 }
 
 // startServer writes files (relative to a temp dir) and serves a real
-// PocketBase with processman registered with cfg.
-func startServer(t *testing.T, cfg processman.Config, files map[string]string) *server {
+// PocketBase with processman registered with cfg; setup, if any, runs
+// before it serves.
+func startServer(t *testing.T, cfg processman.Config, files map[string]string, setup ...func(core.App)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
@@ -59,6 +60,9 @@ func startServer(t *testing.T, cfg processman.Config, files map[string]string) *
 		e.InstallerFunc = nil
 		return e.Next()
 	})
+	for _, f := range setup {
+		f(app)
+	}
 	addr := freeAddr(t)
 	s := &server{t: t, app: app, dir: dir, url: "http://" + addr, served: make(chan error, 1)}
 	go func() { s.served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()

@@ -118,6 +118,9 @@ func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, 
 	}
 	p.proxies[name] = proxy
 	p.mu.Unlock()
+	if p.frontRoutes == nil {
+		p.frontRoutes = map[string]*gateway.Proxy{}
+	}
 	for _, method := range routeMethods {
 		for _, pattern := range []string{proc.Route, proc.Route + "/{path...}"} {
 			// Uploads stream through to the sidecar: PocketBase's 32 MB
@@ -126,6 +129,8 @@ func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, 
 			// activity log (a database write per request) is off here.
 			e.Router.Route(method, pattern, proxy.Handle).
 				Unbind(apis.DefaultBodyLimitMiddlewareId, apis.DefaultActivityLoggerMiddlewareId)
+			// the ServeMux pattern PocketBase's router registers it as
+			p.frontRoutes[method+" "+pattern] = proxy
 		}
 	}
 }

@@ -32,6 +32,9 @@ type plugin struct {
 	watchers  []*watch.Watcher
 	socketDir string
 	proxies   map[string]*gateway.Proxy
+	// frontRoutes are the proxies by the ServeMux pattern of each route,
+	// for the gateway's front door (gateway.Front); set up in onServe.
+	frontRoutes map[string]*gateway.Proxy
 
 	checksCtx    context.Context // readiness checks run until terminate
 	cancelChecks context.CancelFunc
@@ -133,6 +136,11 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 	if err := e.Next(); err != nil {
 		return err
 	}
+	// PocketBase has built its router into the server's handler: the
+	// routes' requests that PocketBase's middlewares would not change
+	// are served ahead of it (see gateway.Front).
+	e.Server.Handler = gateway.NewFront(p.app, e.Router, e.Server.Handler, p.frontRoutes)
+	p.frontRoutes = nil
 
 	inject := map[string]string{
 		"PB_URL":           p.pocketBaseURL(e),

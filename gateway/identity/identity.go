@@ -166,23 +166,6 @@ func Apply(h http.Header, secret string, now time.Time, method, path string, id 
 	h.Set(HeaderProof, Sign(secret, t, method, path, id))
 }
 
-// AppendHeaders appends the five identity headers of a request signed at
-// now to dst as HTTP/1.1 header lines ("Name: value\r\n"), with the same
-// values as [Apply] sets. It is for code that writes a request itself and
-// has left the client's "X-PB-" headers out (see [Strip] for which).
-func AppendHeaders(dst []byte, secret string, now time.Time, method, path string, id Identity) []byte {
-	t := now.Unix()
-	dst = appendHeader(dst, HeaderAuthID, id.ID)
-	dst = appendHeader(dst, HeaderAuthCollection, id.Collection)
-	dst = appendHeader(dst, HeaderAuthSuperuser, boolString(id.Superuser))
-	dst = appendHeader(dst, HeaderTime, strconv.FormatInt(t, 10))
-	return appendHeader(dst, HeaderProof, Sign(secret, t, method, path, id))
-}
-
-func appendHeader(dst []byte, name, value string) []byte {
-	return append(append(append(append(dst, name...), ": "...), value...), "\r\n"...)
-}
-
 // IsIdentityHeader reports whether a client-sent header named k is one
 // that [Strip] removes: "X-PB-" in any case, or with "_" for "-".
 func IsIdentityHeader(k string) bool {

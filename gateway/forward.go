@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,7 +85,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 		return err
 	}
 
-	if err := x.copyResponse(w); err != nil {
+	if err := x.copyResponse(ctx, w); err != nil {
 		x.abort()
 		panic(http.ErrAbortHandler)
 	}
@@ -114,8 +116,10 @@ type exchange struct {
 	conn    *upstreamConn
 	timeout time.Duration // for the answer's head, once the request is sent
 	resp    *http.Response
+	start   time.Time // when the request was written
 	// stopWatch ends the watch that closes conn when the client goes
-	// away; false means the client went away and conn is closed.
+	// away (see watch); false means the client went away and conn is
+	// closed. nil while the client is not watched.
 	stopWatch func() bool
 
 	// nothingWritten: the request could not be written at all.
@@ -132,31 +136,44 @@ type exchange struct {
 	gotHead bool
 }
 
+// clientWatchDelay is how long the gateway waits for an answer before it
+// watches the client (see exchange.watch): most answers come sooner, and
+// the watch costs more than the rest of a quick exchange. A client that
+// leaves is noticed that much later at most.
+const clientWatchDelay = 50 * time.Millisecond
+
 // roundTrip writes the request and reads the head of the answer.
 // unanswered says that it failed before any byte of an answer came, and
 // not for want of time.
 func (x *exchange) roundTrip(ctx context.Context, w http.ResponseWriter, r *http.Request, head []byte, body io.Reader, contentLength int64) (err error, unanswered bool) {
 	conn := x.conn
-	x.stopWatch = context.AfterFunc(ctx, func() { conn.Close() })
+	x.start = time.Now()
 	conn.bw.Write(head)
 	if body == nil {
 		if err := conn.bw.Flush(); err != nil {
 			x.nothingWritten = true
 			return err, true
 		}
-		if x.timeout > 0 {
-			conn.SetReadDeadline(time.Now().Add(x.timeout))
+		if err := x.awaitAnswer(ctx); err != nil {
+			return err, !isTimeout(err)
 		}
 	} else {
-		// The head goes out with the first bytes of the body.
+		// The head goes out with the first bytes of the body; the
+		// body goroutine starts the response timeout when it is done.
+		x.watch(ctx)
 		x.bodyDone = make(chan struct{})
 		go x.sendBody(body, contentLength, r.Trailer)
-	}
-
-	if _, err := conn.br.Peek(1); err != nil {
-		return err, !isTimeout(err)
+		if _, err := conn.br.Peek(1); err != nil {
+			return err, !isTimeout(err)
+		}
 	}
 	for {
+		if x.stopWatch == nil && !headBuffered(conn.br) {
+			// The rest of the head is on its way: wait for it as for
+			// a slow answer.
+			x.watch(ctx)
+			conn.SetReadDeadline(x.answerDeadline())
+		}
 		resp, err := http.ReadResponse(conn.br, r)
 		if err != nil {
 			return err, false
@@ -167,9 +184,7 @@ func (x *exchange) roundTrip(ctx context.Context, w http.ResponseWriter, r *http
 		if resp.StatusCode >= 200 {
 			x.mu.Lock()
 			x.gotHead = true
-			if x.timeout > 0 {
-				conn.SetReadDeadline(time.Time{})
-			}
+			conn.SetReadDeadline(time.Time{})
 			x.mu.Unlock()
 			x.resp = resp
 			return nil, false
@@ -181,7 +196,64 @@ func (x *exchange) roundTrip(ctx context.Context, w http.ResponseWriter, r *http
 		copyResponseHeader(h, resp.Header)
 		w.WriteHeader(resp.StatusCode)
 		clear(h) // as ReverseProxy: WriteHeader does not for 1xx
+		if x.stopWatch == nil {
+			// The final answer may take its time.
+			x.watch(ctx)
+			conn.SetReadDeadline(x.answerDeadline())
+		}
 	}
+}
+
+// awaitAnswer waits for the first byte of the answer to a request
+// without body, up to the response timeout, watching the client only
+// once clientWatchDelay has passed.
+func (x *exchange) awaitAnswer(ctx context.Context) error {
+	wait := clientWatchDelay
+	if x.timeout > 0 && x.timeout < wait {
+		wait = x.timeout
+	}
+	x.conn.SetReadDeadline(x.start.Add(wait))
+	for {
+		_, err := x.conn.br.Peek(1)
+		if err == nil || !isTimeout(err) || x.stopWatch != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // the client left while the sidecar thought
+		}
+		deadline := x.answerDeadline()
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return err // the response timeout
+		}
+		x.watch(ctx)
+		x.conn.SetReadDeadline(deadline)
+	}
+}
+
+// answerDeadline is when the response timeout of a request without body
+// ends; zero for none.
+func (x *exchange) answerDeadline() time.Time {
+	if x.timeout <= 0 {
+		return time.Time{}
+	}
+	return x.start.Add(x.timeout)
+}
+
+// watch closes the connection when the client goes away (its request's
+// context ends), so that a read or write of the exchange fails at once
+// and the sidecar sees its request end.
+func (x *exchange) watch(ctx context.Context) {
+	if x.stopWatch == nil {
+		conn := x.conn
+		x.stopWatch = context.AfterFunc(ctx, func() { conn.Close() })
+	}
+}
+
+// headBuffered reports whether the whole head of an answer is in br
+// already, so that reading it cannot wait.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // sendBody writes the request body after the head: with its
@@ -256,7 +328,7 @@ func (x *exchange) sendBody(body io.Reader, contentLength int64, trailer http.He
 // server-sent events and answers without a length are flushed at every
 // read, as ReverseProxy does, so that each event reaches the client as
 // the sidecar writes it; others go out as net/http buffers them.
-func (x *exchange) copyResponse(w http.ResponseWriter) error {
+func (x *exchange) copyResponse(ctx context.Context, w http.ResponseWriter) error {
 	resp := x.resp
 	copyResponseHeader(w.Header(), resp.Header)
 	// The Trailer header is not in resp.Header: announce the trailers
@@ -273,9 +345,10 @@ func (x *exchange) copyResponse(w http.ResponseWriter) error {
 	rc := http.NewResponseController(w)
 	if stream || int64(x.conn.br.Buffered()) < resp.ContentLength {
 		// A stream or a body still to come may take longer than the
-		// server's write timeout; a body already here is written at
-		// once.
+		// server's write timeout, and the client may leave meanwhile;
+		// a body already here is written at once.
 		_ = rc.SetWriteDeadline(time.Time{})
+		x.watch(ctx)
 	}
 	w.WriteHeader(resp.StatusCode)
 	if stream && x.conn.br.Buffered() == 0 {
@@ -327,7 +400,7 @@ func (x *exchange) copyResponse(w http.ResponseWriter) error {
 // the connection can serve another request: the whole request was
 // written, the whole answer read, and neither side asked to close.
 func (x *exchange) finish(w http.ResponseWriter) bool {
-	reusable := x.stopWatch() && !x.resp.Close && x.conn.br.Buffered() == 0
+	reusable := (x.stopWatch == nil || x.stopWatch()) && !x.resp.Close && x.conn.br.Buffered() == 0
 	if x.bodyDone != nil && !x.bodySent() {
 		// The sidecar answered without reading the whole body.
 		reusable = false

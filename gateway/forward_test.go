@@ -689,6 +689,7 @@ func TestForwardInformationalAnswers(t *testing.T) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
+		time.Sleep(2 * clientWatchDelay) // the final answer takes its time
 		io.WriteString(w, "final")
 	}))
 	f := startFront(t, up.path, nil)
@@ -743,5 +744,68 @@ func TestForwardUpgradeTakesReverseProxy(t *testing.T) {
 	}
 	if id := <-gotID; id != testCaller.ID {
 		t.Errorf("identity on the upgrade request %q", id)
+	}
+}
+
+func TestForwardClientLeavingASlowAnswer(t *testing.T) {
+	for _, wait := range []time.Duration{clientWatchDelay / 5, 3 * clientWatchDelay} {
+		t.Run(fmt.Sprint("leaves after ", wait), func(t *testing.T) {
+			ended := make(chan struct{})
+			up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(ended)
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			}))
+			f := startFront(t, up.path, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/api/side/think", nil)
+			if _, err := http.DefaultClient.Do(req); err == nil {
+				t.Fatal("answered")
+			}
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the sidecar's request went on after the client left")
+			}
+		})
+	}
+}
+
+func TestForwardHeadInPieces(t *testing.T) {
+	path := socketPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nX-First: 1\r\n")
+					time.Sleep(2 * clientWatchDelay)
+					io.WriteString(c, "Content-Length: 4\r\n\r\nbody")
+				}
+			}()
+		}
+	}()
+	f := startFront(t, path, func(p *Proxy) { p.ResponseTimeout = time.Second })
+	for i := 0; i < 2; i++ {
+		resp, body := get(t, f.URL+"/api/side")
+		if resp.StatusCode != 200 || body != "body" || resp.Header.Get("X-First") != "1" {
+			t.Errorf("%d %q %v", resp.StatusCode, body, resp.Header)
+		}
 	}
 }

@@ -72,6 +72,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 		// idempotent.
 		if unanswered && conn.reused && attempt == 0 && !x.bodyRead.Load() && ctx.Err() == nil &&
 			(x.nothingWritten || replayable(r)) {
+			// The others idled as long or longer; after a restart of
+			// the sidecar they are all closed.
+			p.upstream.closeIdle()
 			continue
 		}
 		if ctx.Err() != nil {

@@ -15,10 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -336,20 +334,7 @@ func (p *Proxy) authorize(e *core.RequestEvent) error {
 // removed, forwarding headers set, identity headers replaced.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in := pr.In
-	// The router matched the route segment by segment on the decoded
-	// path; the rest is cut from the escaped path by the same number of
-	// segments, so that "%2F" and friends reach the sidecar as sent, even
-	// when the client escaped part of the prefix.
-	escaped := in.URL.EscapedPath()
-	segments := strings.Split(escaped, "/")
-	restEscaped := "/"
-	if n := strings.Count(p.Route, "/") + 1; len(segments) > n {
-		restEscaped = "/" + strings.Join(segments[n:], "/")
-	}
-	rest, err := url.PathUnescape(restEscaped)
-	if err != nil {
-		rest = restEscaped
-	}
+	rest, restEscaped := p.restOfPath(in.URL.EscapedPath())
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "sidecar"
 	pr.Out.Host = in.Host

@@ -80,16 +80,23 @@ func upgradeType(h http.Header) string {
 }
 
 // forwardedPath is the request target the sidecar receives: the rest of
-// the path after the route prefix, as the client escaped it, and the
-// query without unparsable parameters.
+// the path after the route prefix (see restOfPath) and the query without
+// unparsable parameters.
+func (p *Proxy) forwardedPath(in *url.URL) string {
+	rest, restEscaped := p.restOfPath(in.EscapedPath())
+	out := url.URL{Path: rest, RawPath: restEscaped, RawQuery: cleanQueryParams(in.RawQuery), ForceQuery: in.ForceQuery}
+	return out.RequestURI()
+}
+
+// restOfPath cuts the route prefix from the escaped path of a request,
+// and returns the rest, decoded and as the client escaped it.
 //
 // The router matched the route segment by segment on the decoded path;
 // the rest is cut from the escaped path by the same number of segments,
 // so that "%2F" and friends reach the sidecar as sent, even when the
 // client escaped part of the prefix.
-func (p *Proxy) forwardedPath(in *url.URL) string {
-	escaped := in.EscapedPath()
-	restEscaped := "/"
+func (p *Proxy) restOfPath(escaped string) (rest, restEscaped string) {
+	restEscaped = "/"
 	// The rest starts at the slash after the route's segments: the
 	// (slashes in the route + 1)th slash of the path.
 	slashes := strings.Count(p.Route, "/") + 1
@@ -105,8 +112,7 @@ func (p *Proxy) forwardedPath(in *url.URL) string {
 	if err != nil {
 		rest = restEscaped
 	}
-	out := url.URL{Path: rest, RawPath: restEscaped, RawQuery: cleanQueryParams(in.RawQuery), ForceQuery: in.ForceQuery}
-	return out.RequestURI()
+	return rest, restEscaped
 }
 
 // requestHead is the request line and headers of the sidecar's request,

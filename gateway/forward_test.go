@@ -30,7 +30,7 @@ const testSecret = "0123456789abcdef"
 var testCaller = identity.Identity{ID: "u1", Collection: "users"}
 
 // socketPath is a short Unix socket path in a fresh directory.
-func socketPath(t *testing.T) string {
+func socketPath(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gw")
 	if err != nil {
@@ -48,7 +48,7 @@ type upstreamServer struct {
 	closed atomic.Int32
 }
 
-func startUpstream(t *testing.T, h http.Handler) *upstreamServer {
+func startUpstream(t testing.TB, h http.Handler) *upstreamServer {
 	t.Helper()
 	u := &upstreamServer{path: socketPath(t)}
 	l, err := net.Listen("unix", u.path)

@@ -20,8 +20,9 @@ import (
 // forward sends r to the sidecar and copies the answer to w, as
 // net/http/httputil.ReverseProxy with http.Transport would, but written
 // and read in the handler's own goroutine on a pooled connection
-// (upstream.go): no per-request goroutines, channels or header map
-// copies when the request has no body, which is most of a proxy's cost.
+// (upstream.go): none of the goroutine hand-offs, channels and header
+// map copies that http.Transport spends on every request, and no
+// goroutine at all for a request without body.
 //
 // It returns an error only when nothing was written to w yet; the caller
 // answers it (502, 503, 504, 413, or nothing for a client that went
@@ -177,7 +178,9 @@ func (x *exchange) roundTrip(ctx context.Context, w http.ResponseWriter, r *http
 			x.watch(ctx)
 			conn.SetReadDeadline(x.answerDeadline())
 		}
+		conn.headLimit.n = maxResponseHeadBytes - int64(conn.br.Buffered())
 		resp, err := http.ReadResponse(conn.br, r)
+		conn.headLimit.n = -1
 		if err != nil {
 			return err, false
 		}

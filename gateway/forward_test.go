@@ -809,3 +809,39 @@ func TestForwardHeadInPieces(t *testing.T) {
 		}
 	}
 }
+
+func TestForwardCapsTheAnswersHead(t *testing.T) {
+	path := socketPath(t)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Long: " + strings.Repeat("a", 64<<10) + "\r\n"
+		for i := 0; i < (maxResponseHeadBytes/len(line))+10; i++ {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	f := startFront(t, path, nil)
+	if resp, _ := get(t, f.URL+"/api/side"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", resp.StatusCode)
+	}
+	f.mu.Lock()
+	last := f.failures[len(f.failures)-1]
+	f.mu.Unlock()
+	if !errors.Is(last, errResponseHeadTooLarge) {
+		t.Errorf("failure %v", last)
+	}
+}

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -22,6 +24,9 @@ type upstreamConn struct {
 	reused bool
 	// idleSince is when the connection went back to the pool.
 	idleSince time.Time
+	// headLimit caps what br reads while the head of an answer is
+	// parsed.
+	headLimit headLimitReader
 }
 
 // upstream is the pool of idle connections to one sidecar. A connection
@@ -51,7 +56,40 @@ func (u *upstream) get(ctx context.Context, fresh bool) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, nil
+	c := &upstreamConn{Conn: conn, bw: bufio.NewWriterSize(conn, 4<<10)}
+	c.headLimit = headLimitReader{r: conn, n: -1}
+	c.br = bufio.NewReaderSize(&c.headLimit, 4<<10)
+	return c, nil
+}
+
+// maxResponseHeadBytes caps the head of an answer, as http.Transport's
+// default MaxResponseHeaderBytes does: a sidecar sending headers without
+// end must not exhaust PocketBase's memory.
+const maxResponseHeadBytes = 10 << 20
+
+var errResponseHeadTooLarge = errors.New("gateway: the sidecar's response head is larger than 10 MB")
+
+// headLimitReader reads at most n more bytes, then fails; n < 0 means
+// no limit. The connection reads through it so that the head of an
+// answer can be capped while it is parsed.
+type headLimitReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *headLimitReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errResponseHeadTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // takeIdle pops the most recently used idle connection, closing expired

@@ -14,7 +14,7 @@ import (
 // Front serves the requests of the gateway's routes ahead of PocketBase's
 // router, when that changes nothing but the cost: PocketBase's router
 // builds an event, wraps the body and runs its middleware chain for each
-// request, about a tenth of what a forwarded request costs.
+// request, 5 to 10 % of the CPU a forwarded request costs.
 //
 // A request takes the front door only when, of PocketBase's default
 // middlewares, none would do more than Front does itself:

@@ -14,7 +14,8 @@ import (
 // Front serves the requests of the gateway's routes ahead of PocketBase's
 // router, when that changes nothing but the cost: PocketBase's router
 // builds an event, wraps the body and runs its middleware chain for each
-// request, 5 to 10 % of the CPU a forwarded request costs.
+// request, about 5 % of the CPU a forwarded request costs (measured
+// against the same build without Front: 94 against 99 µs per request).
 //
 // A request takes the front door only when, of PocketBase's default
 // middlewares, none would do more than Front does itself:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -467,9 +468,9 @@ func (x *exchange) endBody() {
 // copyResponseHeader adds the answer's headers to dst, less hop-by-hop
 // ones (those of hopHeaders and those named in Connection).
 func copyResponseHeader(dst, src http.Header) {
-	conn := src["Connection"]
+	listed := connectionListed(src["Connection"])
 	for k, vs := range src {
-		if hopHeaders[k] || (len(conn) > 0 && listedInConnection(conn, k)) {
+		if hopHeaders[k] || slices.Contains(listed, k) {
 			continue
 		}
 		if prior, ok := dst[k]; ok {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,14 +45,26 @@ var gatewaySetHeaders = map[string]bool{
 	"X-Forwarded-Prefix": true,
 }
 
-// listedInConnection reports whether the header k is named in the
-// Connection header values conn, and so is hop-by-hop too.
-func listedInConnection(conn []string, k string) bool {
+// connectionListed returns the header names, canonical, that the
+// Connection header values conn list, and so are hop-by-hop too; less
+// those of hopHeaders ("keep-alive", "upgrade"), removed anyway.
+func connectionListed(conn []string) []string {
+	var names []string
 	for _, v := range conn {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" && http.CanonicalHeaderKey(f) == k {
-				return true
+			if f = textproto.TrimString(f); f != "" && !isHopHeader(f) {
+				names = append(names, http.CanonicalHeaderKey(f))
 			}
+		}
+	}
+	return names
+}
+
+// isHopHeader reports whether name, in any case, is one of hopHeaders.
+func isHopHeader(name string) bool {
+	for h := range hopHeaders {
+		if strings.EqualFold(h, name) {
+			return true
 		}
 	}
 	return false
@@ -132,9 +145,9 @@ func (p *Proxy) requestHead(dst []byte, r *http.Request, target string, id ident
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		dst = appendHeaderLine(dst, "User-Agent", ua)
 	}
-	conn := r.Header["Connection"]
+	listed := connectionListed(r.Header["Connection"])
 	for k, vs := range r.Header {
-		if hopHeaders[k] || gatewaySetHeaders[k] || identity.IsIdentityHeader(k) || (len(conn) > 0 && listedInConnection(conn, k)) {
+		if hopHeaders[k] || gatewaySetHeaders[k] || identity.IsIdentityHeader(k) || slices.Contains(listed, k) {
 			continue
 		}
 		for _, v := range vs {

@@ -15,10 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -91,7 +89,11 @@ type Proxy struct {
 	// successLogs limits the records of successful calls.
 	successLogs *rate.Limiter
 
-	proxy *httputil.ReverseProxy
+	// upstream pools the connections that forward (forward.go) writes
+	// requests on; proxy, over http.Transport, serves protocol upgrades
+	// (WebSocket), requests with trailers and Client.
+	upstream *upstream
+	proxy    *httputil.ReverseProxy
 }
 
 // Init prepares the proxy; call it once before Handle.
@@ -100,6 +102,10 @@ func (p *Proxy) Init() {
 		p.Hold = DefaultHold
 	}
 	p.successLogs = rate.NewLimiter(SuccessLogsPerSecond, SuccessLogsPerSecond)
+	p.upstream = &upstream{
+		dial:        func(ctx context.Context) (net.Conn, error) { return p.dial(ctx, "", "") },
+		idleTimeout: idleConnTimeout,
+	}
 	transport := &http.Transport{
 		DialContext:           p.dial,
 		MaxIdleConnsPerHost:   256,
@@ -187,7 +193,7 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 		}
 	}
 	if !p.waitReady(e.Request.Context()) {
-		p.upstreamError(e.Response, e.Request, errNotReady)
+		p.answerError(e.Response, e.Request, errNotReady)
 		p.logCall(e, identity.Identity{}, p.Hold, errNotReady)
 		return nil
 	}
@@ -195,28 +201,51 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	if e.Auth != nil {
 		id = identity.Identity{ID: e.Auth.Id, Collection: e.Auth.Collection().Name, Superuser: e.HasSuperuserAuth()}
 	}
-	// Long streams and large uploads must not be cut by the server's
-	// read and write timeouts.
-	rc := http.NewResponseController(e.Response)
-	_ = rc.SetWriteDeadline(time.Time{})
-	_ = rc.SetReadDeadline(time.Time{})
-
 	start := time.Now()
 	var failure error
+	// deferred: a stream cut midway aborts the handler with a panic
 	defer func() { p.logCall(e, id, time.Since(start), failure) }()
-	ctx := context.WithValue(e.Request.Context(), identityKey{}, id)
-	req := e.Request.WithContext(context.WithValue(ctx, failureKey{}, &failure))
+	failure = p.serve(e.Response, e.Request, id)
+	return nil
+}
+
+// serve forwards a request whose caller is id and returns the failure to
+// record, if any.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id identity.Identity) (failure error) {
 	// PocketBase's router keeps a copy of every body read, so that hooks
 	// can read it again. A proxied body is read once, by the sidecar:
 	// stream it without the copy, however large it is.
-	if body, ok := req.Body.(*router.RereadableReadCloser); ok {
-		req.Body = body.ReadCloser
+	if body, ok := r.Body.(*router.RereadableReadCloser); ok {
+		r.Body = body.ReadCloser
 	}
-	if p.BodyLimit > 0 && req.Body != nil {
-		req.Body = http.MaxBytesReader(e.Response, req.Body, p.BodyLimit)
+	if p.BodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, p.BodyLimit)
 	}
-	p.proxy.ServeHTTP(e.Response, req)
+	if upgradeType(r.Header) != "" {
+		// Upgrades (WebSocket) take ReverseProxy and http.Transport,
+		// which hand the connection over.
+		liftServerTimeouts(w, true, true)
+		ctx := context.WithValue(r.Context(), identityKey{}, id)
+		p.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, failureKey{}, &failure)))
+		return failure
+	}
+	if err := p.forward(w, r, id); err != nil {
+		return p.answerError(w, r, err)
+	}
 	return nil
+}
+
+// liftServerTimeouts clears the read and/or write deadline that
+// PocketBase's server sets on the client's connection (5 minutes each),
+// so that long streams and large uploads are not cut.
+func liftServerTimeouts(w http.ResponseWriter, read, write bool) {
+	rc := http.NewResponseController(w)
+	if read {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if write {
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // logCall writes one record per call, as LogRequests says.
@@ -305,20 +334,7 @@ func (p *Proxy) authorize(e *core.RequestEvent) error {
 // removed, forwarding headers set, identity headers replaced.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in := pr.In
-	// The router matched the route segment by segment on the decoded
-	// path; the rest is cut from the escaped path by the same number of
-	// segments, so that "%2F" and friends reach the sidecar as sent, even
-	// when the client escaped part of the prefix.
-	escaped := in.URL.EscapedPath()
-	segments := strings.Split(escaped, "/")
-	restEscaped := "/"
-	if n := strings.Count(p.Route, "/") + 1; len(segments) > n {
-		restEscaped = "/" + strings.Join(segments[n:], "/")
-	}
-	rest, err := url.PathUnescape(restEscaped)
-	if err != nil {
-		rest = restEscaped
-	}
+	rest, restEscaped := p.restOfPath(in.URL.EscapedPath())
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "sidecar"
 	pr.Out.Host = in.Host
@@ -331,8 +347,18 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	identity.Apply(pr.Out.Header, p.Secret, time.Now(), pr.Out.Method, pr.Out.URL.RequestURI(), id)
 }
 
-// upstreamError answers a failed forward in PocketBase's error format.
+// upstreamError is the ErrorHandler of ReverseProxy: it answers and
+// leaves the failure for the request record.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	failure := p.answerError(w, r, err)
+	if recorded, ok := r.Context().Value(failureKey{}).(*error); ok {
+		*recorded = failure
+	}
+}
+
+// answerError answers a failed forward in PocketBase's error format and
+// returns the failure to record: nil when the client went away.
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, err error) error {
 	state := ""
 	if p.Status != nil {
 		state, _ = p.Status()
@@ -340,7 +366,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	status, message := http.StatusBadGateway, fmt.Sprintf("The %q process failed to answer.", p.Process)
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		return // the client went away; nothing to answer
+		return nil // the client went away; nothing to answer
 	case errors.As(err, new(*http.MaxBytesError)):
 		status, message = http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit)
 	case isTimeout(err):
@@ -350,10 +376,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, describeNotReady(state))
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
 	}
-	if failure, ok := r.Context().Value(failureKey{}).(*error); ok {
-		*failure = err
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"status":%d,"message":%q,"data":{"process":%q,"state":%q}}`, status, message, p.Process, state)
+	return err
 }

@@ -94,7 +94,7 @@ func hasPrefix(k string) bool {
 // servers following CGI conventions merge with the real ones.
 func Strip(h http.Header) {
 	for k := range h {
-		if hasPrefix(k) || hasPrefix(strings.ReplaceAll(k, "_", "-")) {
+		if IsIdentityHeader(k) {
 			delete(h, k)
 		}
 	}
@@ -164,6 +164,12 @@ func Apply(h http.Header, secret string, now time.Time, method, path string, id 
 	h.Set(HeaderAuthSuperuser, boolString(id.Superuser))
 	h.Set(HeaderTime, strconv.FormatInt(t, 10))
 	h.Set(HeaderProof, Sign(secret, t, method, path, id))
+}
+
+// IsIdentityHeader reports whether a client-sent header named k is one
+// that [Strip] removes: "X-PB-" in any case, or with "_" for "-".
+func IsIdentityHeader(k string) bool {
+	return hasPrefix(k) || hasPrefix(strings.ReplaceAll(k, "_", "-"))
 }
 
 // values returns every value of the header name in h, under its canonical

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dop251/goja"
 	"github.com/pocketbase/pocketbase"
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
@@ -50,6 +51,10 @@ func main() {
 		HooksDir:      hooksDir,
 		HooksWatch:    hooksWatch,
 		HooksPoolSize: hooksPool,
+		// pb_hooks can call routed processes: $processman.send({...}).
+		OnInit: func(vm *goja.Runtime) {
+			vm.Set("$processman", processman.JSBindings(app))
+		},
 	})
 
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{

@@ -685,3 +685,59 @@ def test_encoded_prefix_keeps_the_rest_of_the_path_as_sent(pocketbase):
     r = call(pb, "GET", "/api/%70y/echo/x%2Fy")
     assert r.status == 200, r
     assert received_path(r.json()) == "/echo/x%2Fy", f"the sidecar received {received_path(r.json())!r}"
+
+
+# ---------------------------------------------------------------------------
+# calls from JS hooks
+
+
+JS_HOOK = r"""
+routerAdd("POST", "/api/hook/ask", (e) => {
+    const res = $processman.send({
+        process: "py",
+        method: "post",
+        path: "/echo/from-hook?x=1",
+        headers: {"content-type": "application/json", "x-pb-auth-id": "forged"},
+        body: {question: "hi"},
+        auth: e.auth,
+        timeout: 20,
+    })
+    return e.json(200, {status: res.statusCode, echo: res.json})
+})
+
+routerAdd("GET", "/api/hook/system", (e) => {
+    return e.json(200, $processman.send({process: "py", path: "/echo/system"}).json)
+})
+
+routerAdd("GET", "/api/hook/unknown", (e) => {
+    try {
+        $processman.send({process: "nope"})
+    } catch (err) {
+        return e.json(200, {error: String(err)})
+    }
+    return e.json(500, {error: "no error"})
+})
+"""
+
+
+def test_js_hooks_call_a_sidecar(pocketbase, tmp_path):
+    base = tmp_path / "pb"
+    (base / "pb_hooks").mkdir(parents=True)
+    (base / "pb_hooks" / "sidecar.pb.js").write_text(JS_HOOK)
+    pb = pocketbase([sidecar()], base_dir=base)
+    wait_ready(pb)
+    token, user_id = create_user(pb)
+
+    r = call(pb, "POST", "/api/hook/ask", {"Authorization": token})
+    assert r.status == 200, r
+    out = r.json()
+    assert out["status"] == 200
+    echo = out["echo"]
+    assert echo["method"] == "POST" and received_path(echo) == "/echo/from-hook?x=1", echo
+    assert_identity(echo, user_id, "users", False)  # as the hook's caller; the forged header is gone
+
+    system = call(pb, "GET", "/api/hook/system").json()
+    assert_identity(system, "", "", True)  # PocketBase itself
+
+    err = call(pb, "GET", "/api/hook/unknown").json()["error"]
+    assert 'no routed process "nope"' in err, err

@@ -33,7 +33,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -47,8 +46,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 # Process, cleanup and wait helpers shared with the other benchmarks (the
 # script's own directory comes first on sys.path).
 from supervisor import (  # noqa: E402
-    RUN_ID, RUN_MARKER_VAR, Manager, descendants, free_port, http_ok, install_signal_handlers,
-    start_logged, step, sweep_marked_processes, wait_for,
+    descendants, free_port, http_ok, Manager, run_main, start_logged, step, wait_for,
 )
 from gateway import fmt, json_request, markdown, median  # noqa: E402
 
@@ -571,30 +569,8 @@ def run_benchmark(args, root):
 
 
 def main():
-    args = parse_args()
-    os.environ[RUN_MARKER_VAR] = RUN_ID  # supervisor.sweep_marked_processes finds leftovers by it
-    install_signal_handlers()
-    root = Path(tempfile.mkdtemp(prefix="pmagents-"))
-    started = time.monotonic()
-    status, keep = 1, args.keep
-    try:
-        status = run_benchmark(args, root)
-    except KeyboardInterrupt:
-        step("interrupted; cleaning up")
-        status = 130
-    except (RuntimeError, TimeoutError, OSError, ValueError, subprocess.SubprocessError) as exc:
-        step(f"failed: {exc}")
-        keep = True  # its logs tell why
-    finally:
-        leftovers = sweep_marked_processes()
-        if leftovers:
-            step(f"killed {len(leftovers)} leftover processes: {leftovers}")
-        if keep:
-            step(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-        step(f"done in {time.monotonic() - started:.0f}s")
-    return status
+    return run_main(run_benchmark, parse_args(), "pmagents-",
+                    failures=(RuntimeError, TimeoutError, OSError, ValueError, subprocess.SubprocessError))
 
 
 if __name__ == "__main__":

@@ -794,28 +794,38 @@ def run_benchmark(args, root):
     return 1 if errors else 0
 
 
-def main():
-    args = parse_args()
-    os.environ[RUN_MARKER_VAR] = RUN_ID
+def run_main(run_benchmark, args, prefix, failures=()):
+    """Runs run_benchmark(args, root) in a fresh temp dir named prefix*:
+    signals handled, every marked leftover process killed and the dir
+    removed at the end (kept with --keep, or after one of failures, whose
+    logs tell why). Returns the exit status."""
+    os.environ[RUN_MARKER_VAR] = RUN_ID  # sweep_marked_processes finds leftovers by it
     install_signal_handlers()
-    root = Path(tempfile.mkdtemp(prefix="pmbench-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     started = time.monotonic()
-    status = 1
+    status, keep = 1, args.keep
     try:
         status = run_benchmark(args, root)
     except KeyboardInterrupt:
         step("interrupted; cleaning up")
         status = 130
+    except tuple(failures) as exc:
+        step(f"failed: {exc}")
+        keep = True
     finally:
         leftovers = sweep_marked_processes()
         if leftovers:
             step(f"killed {len(leftovers)} leftover processes: {leftovers}")
-        if args.keep:
+        if keep:
             step(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
         step(f"done in {time.monotonic() - started:.0f}s")
     return status
+
+
+def main():
+    return run_main(run_benchmark, parse_args(), "pmbench-")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 from supervisor import (  # noqa: E402
     descendants, free_port, http_ok, Manager, run_main, start_logged, step, wait_for,
 )
-from gateway import fmt, json_request, markdown, median  # noqa: E402
+from gateway import first_line, fmt, json_request, markdown, median  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REPO = BENCH_DIR.parent
@@ -460,14 +460,6 @@ def stream_table(results, streams_by_pacing):
 
 
 def versions(binary, repo):
-    def first_line(argv):
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"? ({exc})"
-        text = (r.stdout + r.stderr).strip()
-        return text.splitlines()[0] if text else "?"
-
     agno = next((p.name[len("agno-"):-len(".dist-info")] for p in (repo / "examples/agno-agent/.venv/lib").glob(
         "python*/site-packages/agno-*.dist-info")), "?")
     ai = "?"

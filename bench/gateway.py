@@ -488,15 +488,17 @@ def sse_table(keys, sse, expected, key_direct="direct"):
                      "p50 added vs direct ms", "jitter p50 ms", "jitter p99 ms", "errors"], rows)
 
 
-def versions(binary, repo):
-    def first_line(argv):
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"? ({exc})"
-        text = (r.stdout + r.stderr).strip()
-        return text.splitlines()[0] if text else "?"
+def first_line(argv):
+    """The first line a command prints (a version), or "?"."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"? ({exc})"
+    text = (r.stdout + r.stderr).strip()
+    return text.splitlines()[0] if text else "?"
 
+
+def versions(binary, repo):
     pocketbase = "?"
     with contextlib.suppress(OSError):
         match = re.search(r"github.com/pocketbase/pocketbase (v\S+)", (repo / "go.mod").read_text())

@@ -1,17 +1,80 @@
 package processman
 
 import (
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/gateway"
 )
 
-// pocketBaseURL is the address children use to reach PocketBase.
-func (p *plugin) pocketBaseURL(e *core.ServeEvent) string {
-	if p.config.PocketBaseURL != "" {
-		return strings.TrimRight(p.config.PocketBaseURL, "/")
+// childEnv builds the variables processman gives a child: the contract
+// of docs/environment.md, which the SDKs read, written here once for
+// serve and for `pm check`, in the order of that page's table.
+type childEnv struct {
+	pocketBaseURL string            // PB_URL
+	dataDir       string            // PB_DATA_DIR
+	database      map[string]string // Config.DatabaseEnv: PB_DB_PATH by default
+}
+
+// routeEnv is what a routed child learns besides: where it listens and
+// the secret that signs its callers.
+type routeEnv struct {
+	prefix string
+	target gateway.Target
+	secret string
+}
+
+// envVar is one variable of a child's environment.
+type envVar struct{ name, value string }
+
+// newChildEnv is the environment of the children of app, which serves
+// at pocketBaseURL.
+func newChildEnv(app core.App, cfg Config, pocketBaseURL string) childEnv {
+	return childEnv{pocketBaseURL: pocketBaseURL, dataDir: absPath(app.DataDir()), database: cfg.DatabaseEnv(app)}
+}
+
+// of lists the variables of the process name, route nil for a process
+// without a route.
+func (c childEnv) of(name string, route *routeEnv) []envVar {
+	vars := []envVar{
+		{"PB_URL", c.pocketBaseURL},
+		{"PB_DATA_DIR", c.dataDir},
+		{"PB_PROCESS_NAME", name},
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.database)) {
+		vars = append(vars, envVar{k, c.database[k]})
+	}
+	vars = append(vars, envVar{"PYTHONUNBUFFERED", "1"})
+	if route == nil {
+		return vars
+	}
+	if route.target.Network == "unix" {
+		vars = append(vars, envVar{"PB_SOCKET", route.target.Address})
+	} else {
+		_, port, _ := net.SplitHostPort(route.target.Address)
+		vars = append(vars, envVar{"PORT", port}, envVar{"PB_PORT", port})
+	}
+	return append(vars, envVar{"PB_ROUTE", route.prefix}, envVar{"PB_GATEWAY_SECRET", route.secret})
+}
+
+// envMap turns variables into what launch.Resolve injects.
+func envMap(vars []envVar) map[string]string {
+	m := make(map[string]string, len(vars))
+	for _, v := range vars {
+		m[v.name] = v.value
+	}
+	return m
+}
+
+// pocketBaseURL is the address children use to reach PocketBase:
+// Config.PocketBaseURL, else the serve address.
+func pocketBaseURL(cfg Config, e *core.ServeEvent) string {
+	if cfg.PocketBaseURL != "" {
+		return strings.TrimRight(cfg.PocketBaseURL, "/")
 	}
 	addr := ""
 	if e.Server != nil {
@@ -47,4 +110,11 @@ func sqliteEnv(app core.App) map[string]string {
 	return map[string]string{
 		"PB_DB_PATH": filepath.Join(absPath(app.DataDir()), "data.db"),
 	}
+}
+
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

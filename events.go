@@ -1,7 +1,6 @@
 package processman
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -57,25 +56,6 @@ type ProcessEvent struct {
 // Tags makes events taggable by process name.
 func (e *ProcessEvent) Tags() []string { return []string{e.Name} }
 
-// OnProcessEvent is triggered for every event of the processes of app, or
-// of those named. Handlers run one event at a time, in order, on a
-// goroutine of their own: a slow handler never holds a process up. Call
-// it after Register, before or while serving.
-//
-//	processman.OnProcessEvent(app, "agent").BindFunc(func(e *processman.ProcessEvent) error {
-//		if e.Type == processman.EventErrored {
-//			e.App.Logger().Error("agent gave up", "reason", e.Status.Error)
-//		}
-//		return e.Next()
-//	})
-func OnProcessEvent(app core.App, names ...string) *hook.TaggedHook[*ProcessEvent] {
-	p, _ := app.Store().Get(storeKey).(*plugin)
-	if p == nil {
-		panic(fmt.Errorf("processman: OnProcessEvent needs processman.Register first"))
-	}
-	return hook.NewTaggedHook(p.events, names...)
-}
-
 // eventTypes maps a state change to the events it makes.
 func eventTypes(ev supervisor.Event) []string {
 	var types []string
@@ -103,15 +83,15 @@ func eventTypes(ev supervisor.Event) []string {
 	return types
 }
 
-// dispatchEvents triggers the hooks for every change of manager's
-// processes until the subscription ends; it returns once the events
-// received before then are handled.
-func (p *plugin) dispatchEvents(changes <-chan supervisor.Event) {
+// dispatchEvents triggers the hooks of app's process events for every
+// change until the subscription ends; it returns once the events received
+// before then are handled.
+func dispatchEvents(app core.App, events *hook.Hook[*ProcessEvent], changes <-chan supervisor.Event) {
 	for ev := range changes {
 		for _, typ := range eventTypes(ev) {
-			e := &ProcessEvent{App: p.app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
-			if err := p.events.Trigger(e); err != nil {
-				p.app.Logger().Error("processman: process event handler failed",
+			e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
+			if err := events.Trigger(e); err != nil {
+				app.Logger().Error("processman: process event handler failed",
 					"process", e.Name, "event", typ, "error", err.Error())
 			}
 		}

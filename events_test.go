@@ -2,18 +2,12 @@ package processman_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman"
-	"github.com/processman/processman/control"
 	"github.com/processman/processman/internal/testutil"
 )
 
@@ -83,39 +77,5 @@ func TestOnProcessEventNeedsRegister(t *testing.T) {
 			t.Errorf("recovered %v, want a panic asking for Register", r)
 		}
 	}()
-	processman.OnProcessEvent(core.NewBaseApp(core.BaseAppConfig{DataDir: t.TempDir()}))
-}
-
-func TestControlAPIAndServerInfo(t *testing.T) {
-	s := startServer(t, processman.Config{}, map[string]string{
-		"pb_processes.json": `{"processes": [{"name": "app", "script": "sleep", "args": ["60"]}]}`,
-	})
-	waitState(t, s.process("app"), "online")
-	tok, _ := authToken(t, s.app, core.CollectionNameSuperusers)
-	req, _ := http.NewRequest("GET", s.url+"/api/pm/list", nil)
-	req.Header.Set("Authorization", tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var list struct {
-		Items []struct {
-			Name, State string
-			Memory      uint64
-		}
-	}
-	if err := json.Unmarshal(body, &list); resp.StatusCode != 200 || err != nil || len(list.Items) != 1 || list.Items[0].State != "online" || list.Items[0].Memory == 0 {
-		t.Fatalf("list: %d %s", resp.StatusCode, body)
-	}
-
-	info, err := control.ReadServerInfo(s.app.DataDir())
-	if err != nil || info.URL != s.url || info.Pid != os.Getpid() {
-		t.Errorf("server info %+v, %v; want %s and this pid", info, err, s.url)
-	}
-	s.stop()
-	if _, err := os.Stat(control.ServerInfoFile(s.app.DataDir())); !os.IsNotExist(err) {
-		t.Errorf("server info file left after stop: %v", err)
-	}
+	processman.OnProcessEvent(testutil.NewApp(t, t.TempDir()))
 }

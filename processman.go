@@ -28,14 +28,10 @@
 package processman
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
-	"github.com/processman/processman/metrics"
-	"github.com/spf13/cobra"
 )
 
 // Config defines the config options of the processman plugin.
@@ -85,54 +81,3 @@ type Config struct {
 	// environment, so variables such as a fork's DSN pass through as is.
 	DatabaseEnv func(app core.App) map[string]string
 }
-
-// MustRegister registers the processman plugin to the provided app
-// instance and panics if it fails.
-//
-// Example usage:
-//
-//	processman.MustRegister(app, app.RootCmd, processman.Config{})
-func MustRegister(app core.App, rootCmd *cobra.Command, config Config) {
-	if err := Register(app, rootCmd, config); err != nil {
-		panic(err)
-	}
-}
-
-// Register registers the processman plugin to the provided app instance.
-// rootCmd, if not nil, gets the --processes flag and the `pm` command.
-func Register(app core.App, rootCmd *cobra.Command, config Config) error {
-	p := &plugin{app: app, config: config, events: &hook.Hook[*ProcessEvent]{}, sampler: metrics.NewSampler()}
-	if p.config.LogBufferLines <= 0 {
-		p.config.LogBufferLines = 1000
-	}
-	if p.config.LogStoreRate == 0 {
-		p.config.LogStoreRate = 50
-	}
-	if p.config.LogStoreBurst <= 0 {
-		p.config.LogStoreBurst = 500
-	}
-	if p.config.DatabaseEnv == nil {
-		p.config.DatabaseEnv = sqliteEnv
-	}
-	if rootCmd != nil {
-		rootCmd.PersistentFlags().StringVar(&p.processesFlag, "processes", "",
-			"the pb_processes.json file of the processes to run (default pb_data/../pb_processes.json)")
-		rootCmd.AddCommand(p.command())
-	}
-	if existing, ok := app.Store().Get(storeKey).(*plugin); ok && existing != nil {
-		return fmt.Errorf("processman: already registered on this app")
-	}
-	app.Store().Set(storeKey, p)
-	app.OnServe().BindFunc(p.onServe)
-	app.OnTerminate().Bind(&hook.Handler[*core.TerminateEvent]{
-		Id:   "processmanStop",
-		Func: p.onTerminate,
-		// After PocketBase stops accepting requests (-9999) and before its
-		// logger writes its last batch (-999), so that the children's last
-		// lines and exits reach the Logs page.
-		Priority: -1000,
-	})
-	return nil
-}
-
-const storeKey = "processman"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,23 +13,21 @@ import (
 	"time"
 
 	"github.com/pocketbase/dbx"
-	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	_ "github.com/pocketbase/pocketbase/migrations" // the system collections
 	"github.com/processman/processman"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/control"
 	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/supervisor"
 )
 
 // server is a real PocketBase serving HTTP with the plugin registered.
 type server struct {
-	t       *testing.T
-	app     *core.BaseApp
-	dir     string // holds pb_data and pb_processes.json
-	url     string
-	served  chan error
-	stopped bool
+	*testutil.Server
+	t   *testing.T
+	app *core.BaseApp
+	dir string // holds pb_data and pb_processes.json
+	url string
 }
 
 // startServer writes files (relative to a temp dir) and serves a real
@@ -46,52 +44,16 @@ func startServer(t *testing.T, cfg processman.Config, files map[string]string) *
 			t.Fatal(err)
 		}
 	}
-	app := core.NewBaseApp(core.BaseAppConfig{DataDir: filepath.Join(dir, "pb_data")})
-	if err := app.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
+	app := testutil.NewApp(t, dir)
 	if err := processman.Register(app, nil, cfg); err != nil {
 		t.Fatal(err)
 	}
-	// PocketBase's installer creates a superuser in the background on a
-	// fresh pb_data, racing with the shutdown at the end of a test.
-	app.OnServe().BindFunc(func(e *core.ServeEvent) error {
-		e.InstallerFunc = nil
-		return e.Next()
-	})
-	addr := freeAddr(t)
-	s := &server{t: t, app: app, dir: dir, url: "http://" + addr, served: make(chan error, 1)}
-	go func() { s.served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()
-	testutil.WaitFor(t, "PocketBase to serve", 30*time.Second, func() bool {
-		resp, err := http.Get(s.url + "/api/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	t.Cleanup(s.stop)
-	return s
+	srv := testutil.Serve(t, app)
+	return &server{Server: srv, t: t, app: app, dir: dir, url: srv.URL}
 }
 
 // stop terminates PocketBase the way a SIGTERM does.
-func (s *server) stop() {
-	if s.stopped {
-		return
-	}
-	s.stopped = true
-	err := s.app.OnTerminate().Trigger(&core.TerminateEvent{App: s.app}, func(e *core.TerminateEvent) error {
-		return e.App.ResetBootstrapState()
-	})
-	if err != nil {
-		s.t.Errorf("terminate: %v", err)
-	}
-	select {
-	case <-s.served:
-	case <-time.After(30 * time.Second):
-		s.t.Error("PocketBase did not stop serving")
-	}
-}
+func (s *server) stop() { s.Stop() }
 
 func (s *server) process(name string) *supervisor.Process {
 	s.t.Helper()
@@ -104,16 +66,6 @@ func (s *server) process(name string) *supervisor.Process {
 		s.t.Fatalf("no process %q", name)
 	}
 	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitState(t *testing.T, p *supervisor.Process, want supervisor.State) supervisor.Status {
@@ -347,11 +299,47 @@ func TestManualStopIsNotUndoneByWatch(t *testing.T) {
 }
 
 func TestRegisterTwiceFails(t *testing.T) {
-	app := core.NewBaseApp(core.BaseAppConfig{DataDir: t.TempDir()})
+	app := testutil.NewApp(t, t.TempDir())
 	if err := processman.Register(app, nil, processman.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := processman.Register(app, nil, processman.Config{}); err == nil {
 		t.Error("a second Register on the same app succeeded")
+	}
+}
+
+// The plugin mounts the control API and tells the CLI where it serves
+// while it serves.
+func TestServesControlAPIAndServerInfo(t *testing.T) {
+	s := startServer(t, processman.Config{}, map[string]string{
+		"pb_processes.json": `{"processes": [{"name": "app", "script": "sleep", "args": ["60"]}]}`,
+	})
+	waitState(t, s.process("app"), "online")
+	tok, _ := testutil.AuthToken(t, s.app, core.CollectionNameSuperusers)
+	req, _ := http.NewRequest("GET", s.url+"/api/pm/list", nil)
+	req.Header.Set("Authorization", tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var list struct {
+		Items []struct {
+			Name, State string
+			Memory      uint64
+		}
+	}
+	if err := json.Unmarshal(body, &list); resp.StatusCode != 200 || err != nil || len(list.Items) != 1 || list.Items[0].State != "online" || list.Items[0].Memory == 0 {
+		t.Fatalf("list: %d %s", resp.StatusCode, body)
+	}
+
+	info, err := control.ReadServerInfo(s.app.DataDir())
+	if err != nil || info.URL != s.url || info.Pid != os.Getpid() {
+		t.Errorf("server info %+v, %v; want %s and this pid", info, err, s.url)
+	}
+	s.stop()
+	if _, err := os.Stat(control.ServerInfoFile(s.app.DataDir())); !os.IsNotExist(err) {
+		t.Errorf("server info file left after stop: %v", err)
 	}
 }

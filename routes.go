@@ -1,157 +1,98 @@
 package processman
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
+	"slices"
 
-	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway"
-	"github.com/processman/processman/gateway/identity"
 	"github.com/processman/processman/supervisor"
 )
 
-// maxSocketPath is the longest Unix socket path Linux accepts, minus the
-// terminating NUL.
-const maxSocketPath = 107
-
-// routeMethods are registered one by one: PocketBase's own GET
-// catch-all would conflict with a method-less pattern. GET covers HEAD.
-var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
-
-// gatewaySetup holds what routed processes share for one serve.
-type gatewaySetup struct {
-	socketDir string
-	secret    string
-}
-
-// newGatewaySetup makes the private socket directory and the per-boot
-// secret.
-func newGatewaySetup() (*gatewaySetup, error) {
-	dir, err := os.MkdirTemp("", "processman-") // mode 0700
-	if err != nil {
-		return nil, fmt.Errorf("processman: socket directory: %w", err)
-	}
-	secret, err := identity.NewSecret()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return &gatewaySetup{socketDir: dir, secret: secret}, nil
-}
-
-// target picks where a routed process listens and the variables that
-// tell it.
-func (g *gatewaySetup) target(proc config.Process) (gateway.Target, map[string]string, error) {
-	env := map[string]string{"PB_ROUTE": proc.Route, "PB_GATEWAY_SECRET": g.secret}
-	if proc.Listen == config.ListenTCP {
-		port, err := freePort()
-		if err != nil {
-			return gateway.Target{}, nil, err
+// mountRoutes adds the route of every valid routed process to routes,
+// on the serve event's router, and returns what each routed child
+// learns: where to listen and how to verify its callers.
+func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor.Manager, procs []config.Process, errs config.Errors, logger *slog.Logger) map[string]*routeEnv {
+	routed := map[string]*routeEnv{}
+	for i, proc := range procs {
+		if proc.Route == "" || len(errs.ForIndex(i)) > 0 || proc.Name == "" {
+			continue
 		}
-		env["PORT"], env["PB_PORT"] = strconv.Itoa(port), strconv.Itoa(port)
-		return gateway.Target{Network: "tcp", Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, env, nil
+		if _, dup := routed[proc.Name]; dup {
+			continue
+		}
+		proc = proc.WithDefaults()
+		target, err := routes.Listen(proc.Name, proc.Listen)
+		if err != nil {
+			logger.Error("processman: route not mounted", "process", proc.Name, "route", proc.Route, "error", err.Error())
+			fmt.Fprintln(os.Stderr, err)
+			continue
+		}
+		name := proc.Name
+		routes.Add(e.Router, gateway.Route{
+			Process:         name,
+			Prefix:          proc.Route,
+			Authorize:       authorizer(proc.Auth),
+			LogRequest:      requestLogging(proc.LogRequests),
+			BodyLimit:       int64(proc.BodyLimitMB) << 20,
+			ResponseTimeout: proc.ResponseTimeout.Std(),
+		}, gateway.Backend{
+			Target: target,
+			Status: func() (string, bool) {
+				if sp := manager.Get(name); sp != nil {
+					state, ready := sp.Readiness()
+					return string(state), ready
+				}
+				return "unknown", false
+			},
+		})
+		routed[name] = &routeEnv{prefix: proc.Route, target: target, secret: routes.Secret()}
 	}
-	path := filepath.Join(g.socketDir, proc.Name+".sock")
-	if len(path) > maxSocketPath {
-		return gateway.Target{}, nil, fmt.Errorf("processman: socket path %s is longer than %d bytes; set TMPDIR to a shorter directory", path, maxSocketPath)
-	}
-	env["PB_SOCKET"] = path
-	return gateway.Target{Network: "unix", Address: path}, env, nil
+	return routed
 }
 
-// freePort asks the system for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("processman: no free port: %w", err)
+// authorizer applies a route's auth rule with PocketBase's own auth:
+// 401 without a token, 403 for a record of the wrong kind. Superusers
+// may call every route.
+func authorizer(auth config.Auth) func(e *core.RequestEvent) error {
+	mode := auth.Mode
+	if mode == "" && len(auth.Collections) == 0 {
+		mode = config.AuthUser
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// removeStaleSocket deletes a socket file left by an earlier run, so the
-// child can bind it.
-func removeStaleSocket(target gateway.Target) error {
-	if target.Network != "unix" {
+	if mode == config.AuthPublic {
 		return nil
 	}
-	if err := os.Remove(target.Address); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("processman: remove stale socket %s: %w", target.Address, err)
-	}
-	return nil
-}
-
-// registerRoute mounts the proxy of a routed process on PocketBase's
-// router, for the prefix and everything below it.
-func (p *plugin) registerRoute(e *core.ServeEvent, manager *supervisor.Manager, proc config.Process, target gateway.Target, secret string) {
-	name := proc.Name
-	proxy := &gateway.Proxy{
-		Process:         name,
-		Route:           proc.Route,
-		Target:          target,
-		Auth:            proc.Auth,
-		Secret:          secret,
-		Hold:            p.config.GatewayHold,
-		LogRequests:     proc.LogRequests,
-		BodyLimit:       int64(proc.BodyLimitMB) << 20,
-		ResponseTimeout: proc.ResponseTimeout.Std(),
-		Logger:          p.app.Logger(),
-		Status: func() (string, bool) {
-			if sp := manager.Get(name); sp != nil {
-				state, ready := sp.Readiness()
-				return string(state), ready
-			}
-			return "unknown", false
-		},
-	}
-	proxy.Init()
-	p.mu.Lock()
-	if p.proxies == nil {
-		p.proxies = map[string]*gateway.Proxy{}
-	}
-	p.proxies[name] = proxy
-	p.mu.Unlock()
-	for _, method := range routeMethods {
-		for _, pattern := range []string{proc.Route, proc.Route + "/{path...}"} {
-			// Uploads stream through to the sidecar: PocketBase's 32 MB
-			// cap and re-readable body buffering do not apply here.
-			// The proxy writes its own request records, so PocketBase's
-			// activity log (a database write per request) is off here.
-			e.Router.Route(method, pattern, proxy.Handle).
-				Unbind(apis.DefaultBodyLimitMiddlewareId, apis.DefaultActivityLoggerMiddlewareId)
+	return func(e *core.RequestEvent) error {
+		if e.Auth == nil {
+			return e.UnauthorizedError("The request requires valid authorization token.", nil)
 		}
+		if e.HasSuperuserAuth() {
+			return nil
+		}
+		switch {
+		case mode == config.AuthUser:
+			return nil
+		case mode == config.AuthSuperuser:
+			return e.ForbiddenError("Only superusers can perform this action.", nil)
+		case slices.Contains(auth.Collections, e.Auth.Collection().Name):
+			return nil
+		}
+		return e.ForbiddenError(fmt.Sprintf("Records of %q cannot call this route.", e.Auth.Collection().Name), nil)
 	}
 }
 
-// Sidecar returns an HTTP client for calling the routed process name from
-// PocketBase code (hooks, custom routes) over the same socket as its
-// route, waiting for it to be ready. Use the sidecar's own paths, without
-// the route prefix:
-//
-//	client, err := processman.Sidecar(app, "agent")
-//	resp, err := client.Post("http://agent/summarize", "application/json", body)
-//
-// Calls are signed as gateway.System (a superuser without a record), or
-// as the identity put in the request's context with gateway.WithCaller.
-// It returns an error when the process has no route or PocketBase is not
-// serving.
-func Sidecar(app core.App, name string) (*http.Client, error) {
-	p, _ := app.Store().Get(storeKey).(*plugin)
-	if p == nil {
-		return nil, errors.New("processman: not registered")
+// requestLogging turns log_requests into the gateway's decision: "all"
+// (the default) records every call, "errors" the failed ones (status
+// 400 and over, or no answer), "none" none.
+func requestLogging(mode string) func(status int) bool {
+	switch mode {
+	case "none":
+		return nil
+	case "errors":
+		return func(status int) bool { return status >= 400 || status == 0 }
 	}
-	p.mu.Lock()
-	proxy := p.proxies[name]
-	p.mu.Unlock()
-	if proxy == nil {
-		return nil, fmt.Errorf("processman: no routed process %q is serving", name)
-	}
-	return proxy.Client(), nil
+	return func(int) bool { return true }
 }

@@ -8,18 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	_ "github.com/pocketbase/pocketbase/migrations" // the system collections
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/internal/testutil"
@@ -43,10 +40,7 @@ type testServer struct {
 func startTestServer(t *testing.T, procs ...config.Process) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	app := core.NewBaseApp(core.BaseAppConfig{DataDir: filepath.Join(dir, "pb_data")})
-	if err := app.Bootstrap(); err != nil {
-		t.Fatal(err)
-	}
+	app := testutil.NewApp(t, dir)
 	s := &testServer{app: app, manager: supervisor.NewManager(), dir: dir}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -76,55 +70,13 @@ func startTestServer(t *testing.T, procs ...config.Process) *testServer {
 
 	api := &API{Manager: func() *supervisor.Manager { return s.manager }, Sampler: metrics.NewSampler()}
 	app.OnServe().BindFunc(func(e *core.ServeEvent) error {
-		e.InstallerFunc = nil
 		api.Bind(e.Router)
 		return e.Next()
 	})
-	s.superuser = token(t, app, core.CollectionNameSuperusers)
-	s.user = token(t, app, "users")
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s.url = "http://" + addr
-	served := make(chan error, 1)
-	go func() { served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()
-	t.Cleanup(func() {
-		_ = app.OnTerminate().Trigger(&core.TerminateEvent{App: app}, func(e *core.TerminateEvent) error {
-			return e.App.ResetBootstrapState()
-		})
-		<-served
-	})
-	testutil.WaitFor(t, "PocketBase to serve", 30*time.Second, func() bool {
-		resp, err := http.Get(s.url + "/api/health")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
+	s.superuser, _ = testutil.AuthToken(t, app, core.CollectionNameSuperusers)
+	s.user, _ = testutil.AuthToken(t, app, "users")
+	s.url = testutil.Serve(t, app).URL
 	return s
-}
-
-func token(t *testing.T, app core.App, collection string) string {
-	t.Helper()
-	col, err := app.FindCollectionByNameOrId(collection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := core.NewRecord(col)
-	rec.SetEmail(fmt.Sprintf("%s-%d@example.com", strings.Trim(collection, "_"), time.Now().UnixNano()))
-	rec.SetPassword("1234567890")
-	if err := app.Save(rec); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := rec.NewAuthToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // do sends a request and returns the status and body.
@@ -482,7 +434,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	r, _ := apis.NewRouter(core.NewBaseApp(core.BaseAppConfig{DataDir: t.TempDir()}))
+	r, _ := apis.NewRouter(testutil.NewApp(t, t.TempDir()))
 	api := &API{}
 	api.Bind(r)
 	for _, rt := range api.routes() {

@@ -32,19 +32,16 @@ func (p *Proxy) Client() *http.Client {
 type clientTransport struct{ p *Proxy }
 
 func (t clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !t.p.waitReady(req.Context()) {
-		return nil, errNotReady
+	b := t.p.waitReady(req.Context())
+	if b == nil {
+		return nil, ErrNotReady
 	}
 	id, ok := req.Context().Value(callerKey{}).(identity.Identity)
 	if !ok {
 		id = System
 	}
 	out := req.Clone(req.Context())
-	out.URL.Scheme, out.URL.Host = "http", "sidecar"
+	out.URL.Scheme, out.URL.Host = "http", b.key
 	identity.Apply(out.Header, t.p.Secret, time.Now(), out.Method, out.URL.RequestURI(), id)
 	return t.p.proxy.Transport.RoundTrip(out)
 }
-
-// ErrNotReady is returned by a Client call when the sidecar did not
-// become ready within Hold.
-var ErrNotReady = errNotReady

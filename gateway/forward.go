@@ -18,7 +18,7 @@ import (
 	"github.com/processman/processman/gateway/identity"
 )
 
-// forward sends r to the sidecar and copies the answer to w, as
+// forward sends r to backend b and copies the answer to w, as
 // net/http/httputil.ReverseProxy with http.Transport would, but written
 // and read in the handler's own goroutine on a pooled connection
 // (upstream.go): none of the goroutine hand-offs, channels and header
@@ -30,7 +30,7 @@ import (
 // away). A failure while the answer streams aborts the client's
 // connection with http.ErrAbortHandler, as ReverseProxy does, so that a
 // cut answer is never taken for a whole one.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Identity) error {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backend, id identity.Identity) error {
 	ctx := r.Context()
 	body, contentLength := r.Body, r.ContentLength
 	if contentLength == 0 || body == nil || body == http.NoBody {
@@ -48,7 +48,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 
 	var x *exchange
 	for attempt := 0; ; attempt++ {
-		conn, err := p.upstream.get(ctx, attempt > 0)
+		conn, err := b.upstream.get(ctx, attempt > 0)
 		if err != nil {
 			return err
 		}
@@ -57,7 +57,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 			// the sidecar has not closed this connection while it idled.
 			conn.Close()
 			attempt++
-			if conn, err = p.upstream.get(ctx, true); err != nil {
+			if conn, err = b.upstream.get(ctx, true); err != nil {
 				return err
 			}
 		}
@@ -76,7 +76,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 			(x.nothingWritten || replayable(r)) {
 			// The others idled as long or longer; after a restart of
 			// the sidecar they are all closed.
-			p.upstream.closeIdle()
+			b.upstream.closeIdle()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -95,7 +95,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, id identity.Iden
 		panic(http.ErrAbortHandler)
 	}
 	if x.finish(w) {
-		p.upstream.put(x.conn)
+		b.upstream.put(x.conn)
 	}
 	return nil
 }

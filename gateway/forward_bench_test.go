@@ -15,9 +15,9 @@ func BenchmarkForward(b *testing.B) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	}))
-	p := &Proxy{Process: "side", Route: "/api/side", Target: Target{Network: "unix", Address: up.path}, Secret: testSecret}
+	p := &Proxy{Process: "side", Route: "/api/side", Backends: []Backend{{Target: Target{Network: "unix", Address: up.path}}}, Secret: testSecret}
 	p.Init()
-	defer p.upstream.closeIdle()
+	defer p.closeIdle()
 	req := httptest.NewRequest("GET", "http://pb.example/api/side/json?x=1", nil)
 	req.Header.Set("User-Agent", "bench")
 	req.Header.Set("Accept", "*/*")
@@ -25,7 +25,7 @@ func BenchmarkForward(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w := httptest.NewRecorder()
-		if err := p.forward(w, req, testCaller); err != nil || w.Code != 200 {
+		if err := p.forward(w, req, p.backends[0], testCaller); err != nil || w.Code != 200 {
 			b.Fatal(err, w.Code)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway/identity"
 )
 
@@ -79,22 +78,23 @@ type gatewayFront struct {
 
 func startFront(t *testing.T, socket string, configure func(*Proxy)) *gatewayFront {
 	t.Helper()
-	p := &Proxy{Process: "side", Route: "/api/side", Target: Target{Network: "unix", Address: socket},
-		Auth: config.Auth{Mode: config.AuthPublic}, Secret: testSecret, Hold: 2 * time.Second}
+	p := &Proxy{Process: "side", Route: "/api/side", Backends: []Backend{{Target: Target{Network: "unix", Address: socket}}},
+		Secret: testSecret, Hold: 2 * time.Second}
 	if configure != nil {
 		configure(p)
 	}
 	p.Init()
 	f := &gatewayFront{proxy: p}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		failure := p.serve(w, r, testCaller)
+		b, _ := p.pick()
+		failure := p.serve(w, r, b, testCaller)
 		f.mu.Lock()
 		f.failures = append(f.failures, failure)
 		f.mu.Unlock()
 	}))
 	t.Cleanup(func() {
 		f.Close()
-		p.upstream.closeIdle()
+		p.closeIdle()
 	})
 	return f
 }
@@ -258,7 +258,7 @@ func TestForwardReusesConnections(t *testing.T) {
 func TestForwardClosesIdleConnections(t *testing.T) {
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	f := startFront(t, up.path, nil)
-	f.proxy.upstream.idleTimeout = 100 * time.Millisecond
+	f.proxy.backends[0].upstream.idleTimeout = 100 * time.Millisecond
 	get(t, f.URL+"/api/side")
 	deadline := time.Now().Add(3 * time.Second)
 	for up.closed.Load() == 0 {
@@ -277,13 +277,33 @@ func TestForwardClosesIdleConnections(t *testing.T) {
 // as a sidecar restarting or ending an idle keep-alive does.
 func closingUpstream(t *testing.T, answer func(r *http.Request) bool) (path string, requests *atomic.Int32) {
 	t.Helper()
-	path = socketPath(t)
+	requests = new(atomic.Int32)
+	path = rawUpstream(t, func(c net.Conn) {
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		requests.Add(1)
+		if answer(r) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		time.Sleep(50 * time.Millisecond) // closed while the gateway keeps it idle
+	})
+	return path, requests
+}
+
+// rawUpstream is a sidecar that speaks raw bytes: serve runs for each
+// connection it accepts on a fresh Unix socket, whose path it returns,
+// and the connection is closed when serve returns.
+func rawUpstream(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	path := socketPath(t)
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	requests = new(atomic.Int32)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -292,20 +312,11 @@ func closingUpstream(t *testing.T, answer func(r *http.Request) bool) (path stri
 			}
 			go func() {
 				defer c.Close()
-				r, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, r.Body)
-				requests.Add(1)
-				if answer(r) {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-				time.Sleep(50 * time.Millisecond) // closed while the gateway keeps it idle
+				serve(c)
 			}()
 		}
 	}()
-	return path, requests
+	return path
 }
 
 func TestForwardRetriesAConnectionTheSidecarClosed(t *testing.T) {
@@ -654,7 +665,7 @@ func TestForwardCutAnswerAbortsTheClientConnection(t *testing.T) {
 func TestForwardNotListening(t *testing.T) {
 	f := startFront(t, socketPath(t), func(p *Proxy) {
 		p.Hold = 100 * time.Millisecond
-		p.Status = func() (string, bool) { return "starting", true }
+		p.Backends[0].Status = func() (string, bool) { return "starting", true }
 	})
 	resp, body := get(t, f.URL+"/api/side")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"status":503`) {
@@ -783,32 +794,17 @@ func TestForwardClientLeavingASlowAnswer(t *testing.T) {
 }
 
 func TestForwardHeadInPieces(t *testing.T) {
-	path := socketPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
+	path := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := l.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nX-First: 1\r\n")
-					time.Sleep(2 * clientWatchDelay)
-					io.WriteString(c, "Content-Length: 4\r\n\r\nbody")
-				}
-			}()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-First: 1\r\n")
+			time.Sleep(2 * clientWatchDelay)
+			io.WriteString(c, "Content-Length: 4\r\n\r\nbody")
 		}
-	}()
+	})
 	f := startFront(t, path, func(p *Proxy) { p.ResponseTimeout = time.Second })
 	for i := 0; i < 2; i++ {
 		resp, body := get(t, f.URL+"/api/side")
@@ -819,18 +815,7 @@ func TestForwardHeadInPieces(t *testing.T) {
 }
 
 func TestForwardCapsTheAnswersHead(t *testing.T) {
-	path := socketPath(t)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	path := rawUpstream(t, func(c net.Conn) {
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 			return
 		}
@@ -841,7 +826,7 @@ func TestForwardCapsTheAnswersHead(t *testing.T) {
 				return
 			}
 		}
-	}()
+	})
 	f := startFront(t, path, nil)
 	if resp, _ := get(t, f.URL+"/api/side"); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("status %d, want 502", resp.StatusCode)

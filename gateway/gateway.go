@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/router"
-	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway/identity"
 	"golang.org/x/time/rate"
 )
@@ -59,23 +57,40 @@ type Target struct {
 	Address string
 }
 
-// Proxy forwards the requests of one route to one sidecar.
+// Backend is one copy of a routed process: where it listens and whether
+// it takes requests.
+type Backend struct {
+	// Target is where it listens.
+	Target Target
+	// Status returns its state (e.g. "online") and whether it is ready;
+	// requests wait for ready. Nil means always ready.
+	Status func() (state string, ready bool)
+}
+
+// Proxy forwards the requests of one route to its sidecar.
+//
+// The decisions that depend on the route's configuration are function
+// fields, asked for every request: Authorize says who may call,
+// LogRequest which calls are recorded.
 type Proxy struct {
 	// Process is the sidecar's name, used in errors and logs.
 	Process string
 	// Route is the mount prefix, without trailing slash.
 	Route string
-	// Target is where the sidecar listens.
-	Target Target
-	// Auth says who may call the route.
-	Auth config.Auth
+	// Backends are the copies of the sidecar that serve the route; a
+	// request goes to one that is ready (today the route has one).
+	Backends []Backend
+	// Authorize refuses a caller with the error to answer (401, 403);
+	// nil lets everyone call.
+	Authorize func(e *core.RequestEvent) error
+	// LogRequest reports whether a call that ended with status (0 when
+	// no answer was written) gets a request record; nil records none.
+	// Successful calls are capped at SuccessLogsPerSecond on top.
+	LogRequest func(status int) bool
 	// Secret signs the identity headers (PB_GATEWAY_SECRET).
 	Secret string
 	// Hold is how long to wait for the sidecar; zero means DefaultHold.
 	Hold time.Duration
-	// Status returns the sidecar's state (e.g. "online") and whether it is
-	// ready; requests wait for ready.
-	Status func() (state string, ready bool)
 	// Logger receives the request records; nil means none.
 	Logger *slog.Logger
 	// BodyLimit caps request bodies in bytes; 0 means no limit.
@@ -83,17 +98,26 @@ type Proxy struct {
 	// ResponseTimeout bounds the wait for the sidecar's response headers;
 	// 0 means no limit.
 	ResponseTimeout time.Duration
-	// LogRequests is "all" (default), "errors" or "none".
-	LogRequests string
 
 	// successLogs limits the records of successful calls.
 	successLogs *rate.Limiter
 
-	// upstream pools the connections that forward (forward.go) writes
-	// requests on; proxy, over http.Transport, serves protocol upgrades
-	// (WebSocket), requests with trailers and Client.
+	backends []*backend
+	// proxy, over http.Transport, serves protocol upgrades (WebSocket)
+	// and Client; forward (forward.go) serves the rest on each backend's
+	// own pool of connections.
+	proxy *httputil.ReverseProxy
+}
+
+// backend is a Backend with its pool of connections.
+type backend struct {
+	Backend
+	// key is the URL host http.Transport knows the backend by, so that
+	// it keeps one pool of connections per backend.
+	key string
+	// upstream pools the connections that forward writes requests on.
 	upstream *upstream
-	proxy    *httputil.ReverseProxy
+	hold     time.Duration
 }
 
 // Init prepares the proxy; call it once before Handle.
@@ -102,12 +126,17 @@ func (p *Proxy) Init() {
 		p.Hold = DefaultHold
 	}
 	p.successLogs = rate.NewLimiter(SuccessLogsPerSecond, SuccessLogsPerSecond)
-	p.upstream = &upstream{
-		dial:        func(ctx context.Context) (net.Conn, error) { return p.dial(ctx, "", "") },
-		idleTimeout: idleConnTimeout,
+	p.backends = make([]*backend, len(p.Backends))
+	for i, b := range p.Backends {
+		be := &backend{Backend: b, key: "backend-" + strconv.Itoa(i), hold: p.Hold}
+		be.upstream = &upstream{
+			dial:        be.dial,
+			idleTimeout: idleConnTimeout,
+		}
+		p.backends[i] = be
 	}
 	transport := &http.Transport{
-		DialContext:           p.dial,
+		DialContext:           p.dialKey,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: p.ResponseTimeout,
@@ -127,15 +156,62 @@ func (p *Proxy) Init() {
 	}
 }
 
+// pick chooses the backend of a request: the first that is ready, else
+// the first (whose state the not-ready answer then tells), and says
+// whether it is ready.
+func (p *Proxy) pick() (*backend, bool) {
+	for _, b := range p.backends {
+		if b.ready() {
+			return b, true
+		}
+	}
+	if len(p.backends) == 0 {
+		return nil, false
+	}
+	return p.backends[0], false
+}
+
+// ready reports whether the backend takes requests.
+func (b *backend) ready() bool {
+	if b.Status == nil {
+		return true
+	}
+	_, ready := b.Status()
+	return ready
+}
+
+// state is the backend's state for error answers.
+func (b *backend) state() string {
+	if b == nil || b.Status == nil {
+		return ""
+	}
+	state, _ := b.Status()
+	return state
+}
+
+// dialKey is http.Transport's dial: the address is a backend's key.
+func (p *Proxy) dialKey(ctx context.Context, _, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	for _, b := range p.backends {
+		if b.key == host {
+			return b.dial(ctx)
+		}
+	}
+	return nil, fmt.Errorf("gateway: no backend %q", host)
+}
+
 // dial connects to the sidecar, retrying for up to Hold while it is not
 // listening (starting, restarting, in backoff): such a request is held,
 // not failed.
-func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+func (b *backend) dial(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer
-	deadline := time.Now().Add(p.Hold)
+	deadline := time.Now().Add(b.hold)
 	delay := 10 * time.Millisecond
 	for {
-		conn, err := d.DialContext(ctx, p.Target.Network, p.Target.Address)
+		conn, err := d.DialContext(ctx, b.Target.Network, b.Target.Address)
 		if err == nil {
 			return conn, nil
 		}
@@ -143,18 +219,20 @@ func (p *Proxy) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 			return nil, err
 		}
 		if time.Now().After(deadline) {
-			return nil, errNotReady
+			return nil, ErrNotReady
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errNotReady
+			return nil, ErrNotReady
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 200*time.Millisecond)
 	}
 }
 
-var errNotReady = errors.New("sidecar not ready")
+// ErrNotReady is the failure of a request, from a route or a Client,
+// whose sidecar did not become ready within Hold.
+var ErrNotReady = errors.New("sidecar not ready")
 
 // describeNotReady says why a process in state is not ready.
 func describeNotReady(state string) string {
@@ -175,26 +253,35 @@ func notListening(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
-// identityKey carries the verified identity from Handle to rewrite.
-type identityKey struct{}
+// requestKey carries what rewrite needs from serve through ReverseProxy.
+type requestKey struct{}
 
-// failureKey carries a *error where upstreamError leaves the failure
-// for the request record.
-type failureKey struct{}
+// proxiedRequest is what serve hands to rewrite and upstreamError.
+type proxiedRequest struct {
+	backend *backend
+	caller  identity.Identity
+	// failure is where upstreamError leaves the failure for the request
+	// record.
+	failure error
+}
 
 // Handle serves one request of the route: auth, identity, forward.
 func (p *Proxy) Handle(e *core.RequestEvent) error {
-	if err := p.authorize(e); err != nil {
-		return err
+	if p.Authorize != nil {
+		if err := p.Authorize(e); err != nil {
+			return err
+		}
 	}
 	if p.BodyLimit > 0 {
 		if e.Request.ContentLength > p.BodyLimit {
 			return e.Error(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit), nil)
 		}
 	}
-	if !p.waitReady(e.Request.Context()) {
-		p.answerError(e.Response, e.Request, errNotReady)
-		p.logCall(e, identity.Identity{}, p.Hold, errNotReady)
+	b := p.waitReady(e.Request.Context())
+	if b == nil {
+		first, _ := p.pick()
+		p.answerError(e.Response, e.Request, first, ErrNotReady)
+		p.logCall(e, identity.Identity{}, p.Hold, ErrNotReady)
 		return nil
 	}
 	id := identity.Identity{}
@@ -205,13 +292,13 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	var failure error
 	// deferred: a stream cut midway aborts the handler with a panic
 	defer func() { p.logCall(e, id, time.Since(start), failure) }()
-	failure = p.serve(e.Response, e.Request, id)
+	failure = p.serve(e.Response, e.Request, b, id)
 	return nil
 }
 
-// serve forwards a request whose caller is id and returns the failure to
-// record, if any.
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id identity.Identity) (failure error) {
+// serve forwards a request whose caller is id to backend b and returns
+// the failure to record, if any.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, b *backend, id identity.Identity) error {
 	// PocketBase's router keeps a copy of every body read, so that hooks
 	// can read it again. A proxied body is read once, by the sidecar:
 	// stream it without the copy, however large it is.
@@ -225,12 +312,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, id identity.Identi
 		// Upgrades (WebSocket) take ReverseProxy and http.Transport,
 		// which hand the connection over.
 		liftServerTimeouts(w, true, true)
-		ctx := context.WithValue(r.Context(), identityKey{}, id)
-		p.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, failureKey{}, &failure)))
-		return failure
+		pr := &proxiedRequest{backend: b, caller: id}
+		p.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, pr)))
+		return pr.failure
 	}
-	if err := p.forward(w, r, id); err != nil {
-		return p.answerError(w, r, err)
+	if err := p.forward(w, r, b, id); err != nil {
+		return p.answerError(w, r, b, err)
 	}
 	return nil
 }
@@ -248,14 +335,14 @@ func liftServerTimeouts(w http.ResponseWriter, read, write bool) {
 	}
 }
 
-// logCall writes one record per call, as LogRequests says.
+// logCall writes one record per call, as LogRequest says.
 func (p *Proxy) logCall(e *core.RequestEvent, id identity.Identity, took time.Duration, failure error) {
-	if p.Logger == nil || p.LogRequests == "none" {
+	if p.Logger == nil || p.LogRequest == nil {
 		return
 	}
 	status := e.Status()
 	failed := status >= 400 || status == 0
-	if !failed && (p.LogRequests == "errors" || !p.successLogs.Allow()) {
+	if !p.LogRequest(status) || (!failed && !p.successLogs.Allow()) {
 		return
 	}
 	level := slog.LevelInfo
@@ -277,13 +364,11 @@ func (p *Proxy) logCall(e *core.RequestEvent, id identity.Identity, took time.Du
 	p.Logger.LogAttrs(context.Background(), level, fmt.Sprintf("%s %s", e.Request.Method, e.Request.URL.RequestURI()), attrs...)
 }
 
-// waitReady holds a request while the sidecar is not ready, up to Hold.
-func (p *Proxy) waitReady(ctx context.Context) bool {
-	if p.Status == nil {
-		return true
-	}
-	if _, ready := p.Status(); ready {
-		return true
+// waitReady holds a request until a backend is ready, up to Hold, and
+// returns it; nil when none became ready.
+func (p *Proxy) waitReady(ctx context.Context) *backend {
+	if b, ready := p.pick(); b == nil || ready {
+		return b
 	}
 	deadline := time.NewTimer(p.Hold)
 	defer deadline.Stop()
@@ -292,77 +377,44 @@ func (p *Proxy) waitReady(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return nil
 		case <-deadline.C:
-			return false
+			return nil
 		case <-tick.C:
-			if _, ready := p.Status(); ready {
-				return true
+			if b, ready := p.pick(); ready {
+				return b
 			}
 		}
 	}
-}
-
-// authorize applies the route's auth rule with PocketBase's own auth.
-// Superusers may call every route.
-func (p *Proxy) authorize(e *core.RequestEvent) error {
-	mode := p.Auth.Mode
-	if mode == "" && len(p.Auth.Collections) == 0 {
-		mode = config.AuthUser
-	}
-	if mode == config.AuthPublic {
-		return nil
-	}
-	if e.Auth == nil {
-		return e.UnauthorizedError("The request requires valid authorization token.", nil)
-	}
-	if e.HasSuperuserAuth() {
-		return nil
-	}
-	switch {
-	case mode == config.AuthUser:
-		return nil
-	case mode == config.AuthSuperuser:
-		return e.ForbiddenError("Only superusers can perform this action.", nil)
-	case slices.Contains(p.Auth.Collections, e.Auth.Collection().Name):
-		return nil
-	}
-	return e.ForbiddenError(fmt.Sprintf("Records of %q cannot call this route.", e.Auth.Collection().Name), nil)
 }
 
 // rewrite turns the incoming request into the sidecar's: the prefix is
 // removed, forwarding headers set, identity headers replaced.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	in := pr.In
+	req, _ := in.Context().Value(requestKey{}).(*proxiedRequest)
 	rest, restEscaped := p.restOfPath(in.URL.EscapedPath())
 	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = "sidecar"
+	pr.Out.URL.Host = req.backend.key
 	pr.Out.Host = in.Host
 	pr.Out.URL.Path = rest
 	pr.Out.URL.RawPath = restEscaped
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Forwarded-Prefix", p.Route)
-
-	id, _ := in.Context().Value(identityKey{}).(identity.Identity)
-	identity.Apply(pr.Out.Header, p.Secret, time.Now(), pr.Out.Method, pr.Out.URL.RequestURI(), id)
+	identity.Apply(pr.Out.Header, p.Secret, time.Now(), pr.Out.Method, pr.Out.URL.RequestURI(), req.caller)
 }
 
 // upstreamError is the ErrorHandler of ReverseProxy: it answers and
 // leaves the failure for the request record.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	failure := p.answerError(w, r, err)
-	if recorded, ok := r.Context().Value(failureKey{}).(*error); ok {
-		*recorded = failure
-	}
+	req, _ := r.Context().Value(requestKey{}).(*proxiedRequest)
+	req.failure = p.answerError(w, r, req.backend, err)
 }
 
-// answerError answers a failed forward in PocketBase's error format and
-// returns the failure to record: nil when the client went away.
-func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, err error) error {
-	state := ""
-	if p.Status != nil {
-		state, _ = p.Status()
-	}
+// answerError answers a failed forward to b in PocketBase's error format
+// and returns the failure to record: nil when the client went away.
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, b *backend, err error) error {
+	state := b.state()
 	status, message := http.StatusBadGateway, fmt.Sprintf("The %q process failed to answer.", p.Process)
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -371,7 +423,7 @@ func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, err error) e
 		status, message = http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit)
 	case isTimeout(err):
 		status, message = http.StatusGatewayTimeout, fmt.Sprintf("The %q process did not answer within %s.", p.Process, p.ResponseTimeout)
-	case errors.Is(err, errNotReady):
+	case errors.Is(err, ErrNotReady):
 		status = http.StatusServiceUnavailable
 		message = fmt.Sprintf("The %q process is not ready (%s); try again shortly.", p.Process, describeNotReady(state))
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
@@ -380,4 +432,14 @@ func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, err error) e
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"status":%d,"message":%q,"data":{"process":%q,"state":%q}}`, status, message, p.Process, state)
 	return err
+}
+
+// closeIdle closes the idle connections to every backend.
+func (p *Proxy) closeIdle() {
+	for _, b := range p.backends {
+		b.upstream.closeIdle()
+	}
+	if t, ok := p.proxy.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
 }

@@ -1,5 +1,6 @@
 // Package testutil holds helpers shared by the tests of several packages:
-// waiting with a deadline, and finding live processes through /proc.
+// a real PocketBase app and server (pocketbase.go), waiting with a
+// deadline, and finding live processes through /proc.
 package testutil
 
 import (

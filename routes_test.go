@@ -66,29 +66,6 @@ func (s *server) call(t *testing.T, method, path, token string, header map[strin
 	return resp, e
 }
 
-// authToken creates a record in an auth collection and returns its token.
-func authToken(t *testing.T, app core.App, collection string) (string, *core.Record) {
-	t.Helper()
-	col, err := app.FindCollectionByNameOrId(collection)
-	if err != nil {
-		col = core.NewAuthCollection(collection)
-		if err := app.Save(col); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rec := core.NewRecord(col)
-	rec.SetEmail(fmt.Sprintf("%s-%d@example.com", collection, time.Now().UnixNano()))
-	rec.SetPassword("1234567890")
-	if err := app.Save(rec); err != nil {
-		t.Fatal(err)
-	}
-	token, err := rec.NewAuthToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return token, rec
-}
-
 func gatewayServer(t *testing.T, cfg processman.Config, processes string) *server {
 	t.Helper()
 	s := startServer(t, cfg, map[string]string{
@@ -100,7 +77,7 @@ func gatewayServer(t *testing.T, cfg processman.Config, processes string) *serve
 
 func TestGatewayForwardsWithVerifiedIdentity(t *testing.T) {
 	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side"}`)
-	token, user := authToken(t, s.app, "users")
+	token, user := testutil.AuthToken(t, s.app, "users")
 	forged := map[string]string{
 		"X-PB-Auth-Id":        "someone-else",
 		"x-pb-auth-superuser": "true",
@@ -151,9 +128,9 @@ func TestGatewayAuthModes(t *testing.T) {
 		`{"name": "sup", "script": "side.mjs", "route": "/api/sup", "auth": "superuser"}`,
 		`{"name": "mem", "script": "side.mjs", "route": "/api/mem", "auth": ["members"]}`,
 	}, ","))
-	userToken, _ := authToken(t, s.app, "users")
-	memberToken, _ := authToken(t, s.app, "members")
-	superToken, _ := authToken(t, s.app, core.CollectionNameSuperusers)
+	userToken, _ := testutil.AuthToken(t, s.app, "users")
+	memberToken, _ := testutil.AuthToken(t, s.app, "members")
+	superToken, _ := testutil.AuthToken(t, s.app, core.CollectionNameSuperusers)
 	callers := map[string]string{"guest": "", "user": userToken, "member": memberToken, "superuser": superToken}
 	want := map[string]map[string]int{
 		"/api/pub": {"guest": 200, "user": 200, "member": 200, "superuser": 200},
@@ -362,43 +339,6 @@ func TestHealthPathGatesRequests(t *testing.T) {
 	if st := p.Status(); !st.Ready {
 		t.Errorf("not ready after a successful call: %+v", st)
 	}
-}
-
-func TestReadyLine(t *testing.T) {
-	s := startServer(t, processman.Config{}, map[string]string{
-		"worker.sh":         "#!/bin/sh\necho booting\nsleep 1\necho 'worker ready to go'\nexec sleep 300\n",
-		"pb_processes.json": `{"processes": [{"name": "w", "script": "worker.sh", "health": {"line": "ready to go"}}]}`,
-	})
-	p := s.process("w")
-	testutil.WaitFor(t, "online", 10*time.Second, func() bool { return p.Status().State == "online" })
-	if p.Status().Ready {
-		t.Fatal("ready before the line")
-	}
-	testutil.WaitFor(t, "the ready line", 10*time.Second, func() bool { return p.Status().Ready })
-}
-
-func TestLivenessRestartsAProcessThatStopsAnswering(t *testing.T) {
-	dir := t.TempDir()
-	failFile := filepath.Join(dir, "fail")
-	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public",
-		"env": {"HEALTH_FAIL_FILE": "`+failFile+`"},
-		"health": {"http": "/health", "interval": "100ms", "failures": 3}}`)
-	p := s.process("side")
-	testutil.WaitFor(t, "ready", 10*time.Second, func() bool { return p.Status().Ready })
-	first := p.Status().Pid
-	time.Sleep(500 * time.Millisecond) // passing checks do nothing
-	if p.Status().Pid != first {
-		t.Fatal("restarted while healthy")
-	}
-	if err := os.WriteFile(failFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, "a restart", 15*time.Second, func() bool {
-		st := p.Status()
-		return st.Pid != 0 && st.Pid != first
-	})
-	os.Remove(failFile)
-	testutil.WaitFor(t, "ready again", 10*time.Second, func() bool { return p.Status().Ready })
 }
 
 func TestGatewayRequestRecords(t *testing.T) {

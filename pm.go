@@ -5,14 +5,15 @@ import (
 	"io"
 	"os"
 
+	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/cli"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/launch"
 	"github.com/spf13/cobra"
 )
 
-// command is `pocketbase pm`, the processman command line.
-func (p *plugin) command() *cobra.Command {
+// pmCommand is `pocketbase pm`, the processman command line.
+func pmCommand(app core.App, cfg Config, source *processSource) *cobra.Command {
 	pm := &cobra.Command{
 		Use:   "pm",
 		Short: "Manages the processes that PocketBase supervises (processman)",
@@ -21,12 +22,12 @@ func (p *plugin) command() *cobra.Command {
 list, describe, logs, start, stop and restart talk to the running
 PocketBase (see --url); check and schema work on the config file alone.`,
 	}
-	pm.AddCommand(p.checkCommand(), schemaCommand())
-	cli.AddCommands(pm, p.app)
+	pm.AddCommand(checkCommand(app, cfg, source), schemaCommand())
+	cli.AddCommands(pm, app)
 	return pm
 }
 
-func (p *plugin) checkCommand() *cobra.Command {
+func checkCommand(app core.App, cfg Config, source *processSource) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check [file]",
 		Short: "Validates a pb_processes.json file without serving",
@@ -37,11 +38,12 @@ and a hint. Exits with status 1 when there are problems.`,
 		Args: cobra.MaximumNArgs(1),
 		Run: func(cmd *cobra.Command, args []string) {
 			if len(args) == 1 {
-				p.processesFlag = args[0]
+				source.flag = args[0]
 			}
 			// PocketBase points the command's error writer at stdout, so
 			// problems go to os.Stderr directly.
-			if err := p.check(cmd.OutOrStdout(), os.Stderr); err != nil {
+			env := newChildEnv(app, cfg, localURL(""))
+			if err := checkConfig(source, env, cmd.OutOrStdout(), os.Stderr); err != nil {
 				// PocketBase ignores the error a command returns; the exit
 				// status is what scripts and CI look at.
 				fmt.Fprintln(os.Stderr, err)
@@ -51,16 +53,16 @@ and a hint. Exits with status 1 when there are problems.`,
 	}
 }
 
-// check validates the config and resolves every command; it returns an
-// error when anything is wrong.
-func (p *plugin) check(stdout, stderr io.Writer) error {
-	path, _ := p.processesFile()
-	procs, errs := p.loadProcesses()
+// checkConfig validates the config and resolves every command with the
+// environment it would get (without a socket: that is picked at serve);
+// it returns an error when anything is wrong.
+func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) error {
+	path, _ := source.path()
+	procs, errs := source.load()
 	problems := len(errs)
 	if problems > 0 {
 		fmt.Fprintln(stderr, errs.Error())
 	}
-	inject := map[string]string{"PB_DATA_DIR": absPath(p.app.DataDir())}
 	for i, proc := range procs {
 		if proc.Name == "" || len(errs.ForIndex(i)) > 0 {
 			continue
@@ -69,7 +71,7 @@ func (p *plugin) check(stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%-20s disabled\n", proc.Name)
 			continue
 		}
-		cmd, err := launch.Resolve(proc.WithDefaults(), os.Environ(), inject)
+		cmd, err := launch.Resolve(proc.WithDefaults(), os.Environ(), envMap(env.of(proc.Name, nil)))
 		if err != nil {
 			problems++
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)

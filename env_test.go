@@ -1,0 +1,81 @@
+package processman
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/processman/processman/gateway"
+)
+
+// documentedVariables reads the names of the table of injected variables
+// in docs/environment.md, in order.
+func documentedVariables(t *testing.T) []string {
+	t.Helper()
+	doc, err := os.ReadFile("docs/environment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "| variable | given to | value | example |")
+	if !ok {
+		t.Fatal("docs/environment.md has no table of injected variables")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	var names []string
+	for _, row := range strings.Split(table, "\n")[2:] {
+		first := strings.SplitN(row, "|", 3)[1]
+		for _, m := range regexp.MustCompile("`([A-Z_]+)`").FindAllStringSubmatch(first, -1) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
+	documented := documentedVariables(t)
+	env := childEnv{pocketBaseURL: "http://127.0.0.1:8090", dataDir: "/srv/pb_data", database: map[string]string{"PB_DB_PATH": "/srv/pb_data/data.db"}}
+	cases := []struct {
+		name  string
+		route *routeEnv
+		want  map[string]string
+	}{
+		{"plain", nil, map[string]string{"PB_URL": "http://127.0.0.1:8090", "PB_PROCESS_NAME": "plain", "PYTHONUNBUFFERED": "1"}},
+		{"unix", &routeEnv{prefix: "/api/u", target: gateway.Target{Network: "unix", Address: "/tmp/pm/unix.sock"}, secret: "s3"},
+			map[string]string{"PB_SOCKET": "/tmp/pm/unix.sock", "PB_ROUTE": "/api/u", "PB_GATEWAY_SECRET": "s3"}},
+		{"tcp", &routeEnv{prefix: "/api/t", target: gateway.Target{Network: "tcp", Address: "127.0.0.1:41234"}, secret: "s3"},
+			map[string]string{"PORT": "41234", "PB_PORT": "41234", "PB_ROUTE": "/api/t"}},
+	}
+	given := map[string]bool{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := env.of(tc.name, tc.route)
+			var names []string
+			for _, v := range vars {
+				names = append(names, v.name)
+				given[v.name] = true
+			}
+			// in the documented order, each documented
+			at := 0
+			for _, n := range names {
+				i := slices.Index(documented[at:], n)
+				if i < 0 {
+					t.Fatalf("%s is given out of the order of docs/environment.md (%v), or not documented", n, documented)
+				}
+				at += i + 1
+			}
+			got := envMap(vars)
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+	for _, n := range documented {
+		if !given[n] {
+			t.Errorf("docs/environment.md documents %s, which no child gets", n)
+		}
+	}
+}

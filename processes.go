@@ -1,0 +1,160 @@
+package processman
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/health"
+	"github.com/processman/processman/launch"
+	"github.com/processman/processman/logs"
+	"github.com/processman/processman/supervisor"
+	"github.com/processman/processman/watch"
+)
+
+// processes wires the supervised processes of a run: each one's output
+// (ring buffer, log file, PocketBase's logs), supervisor, health check
+// and watcher. It is not safe for concurrent use; the run serializes it.
+type processes struct {
+	app     core.App
+	config  Config
+	manager *supervisor.Manager
+	checks  context.Context // the health checks run until it is done
+
+	outputs  []*logs.Output
+	watchers []*watch.Watcher
+}
+
+// add wires one process. errs are the config errors of its entry, which
+// mark it errored; env is what processman adds to its environment.
+func (ps *processes) add(proc config.Process, errs config.Errors, env []envVar, route *routeEnv) error {
+	full := proc.WithDefaults()
+	out, err := logs.NewOutput(logs.Options{
+		Process:     proc.Name,
+		File:        ps.logFile(full),
+		MaxSizeMB:   full.LogMaxSizeMB,
+		MaxFiles:    full.LogMaxFiles,
+		Logger:      ps.storeLogger(),
+		LoggerRate:  max(ps.config.LogStoreRate, 0),
+		LoggerBurst: ps.config.LogStoreBurst,
+		RingLines:   ps.config.LogBufferLines,
+	})
+	if err != nil {
+		errs = append(errs, config.Error{Process: proc.Name, Index: -1, Message: err.Error(), Hint: "fix log_file or make its directory writable"})
+		out, _ = logs.NewOutput(logs.Options{Process: proc.Name, RingLines: ps.config.LogBufferLines})
+	}
+	ps.outputs = append(ps.outputs, out)
+
+	inject := envMap(env)
+	var target gateway.Target
+	if route != nil {
+		target = route.target
+	}
+	opts := supervisor.Options{
+		Resolve: func(c config.Process) (*launch.Command, error) {
+			return launch.Resolve(c, os.Environ(), inject)
+		},
+		Spawner:        ps.manager.Spawner(),
+		Output:         out,
+		Logger:         ps.app.Logger(),
+		BeforeStart:    target.RemoveStale,
+		CheckReadiness: proc.Route != "" || proc.Health != nil,
+	}
+	if len(errs) > 0 {
+		opts.ConfigError = "invalid config: " + errs.Error()
+	}
+	sp := supervisor.New(proc, opts)
+	if err := ps.manager.Add(sp); err != nil {
+		return err
+	}
+	if opts.CheckReadiness && len(errs) == 0 {
+		probe := &health.Check{Process: sp, Output: out, Target: target, Config: proc.Health, Logger: ps.app.Logger()}
+		if route != nil {
+			probe.Secret = route.secret
+		}
+		go probe.Run(ps.checks)
+	}
+	if len(errs) == 0 && !full.Watch.IsZero() {
+		return ps.watch(sp, full)
+	}
+	return nil
+}
+
+// watch restarts sp when its files change, unless it was stopped on
+// purpose.
+func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
+	paths := cfg.Watch.Paths
+	if len(paths) == 0 {
+		paths = []string{cfg.Cwd}
+	}
+	logger := ps.app.Logger()
+	w, err := watch.New(watch.Options{
+		Paths:  paths,
+		Root:   cfg.Cwd,
+		Ignore: cfg.IgnoreWatch,
+		OnError: func(err error) {
+			logger.Warn("processman: watch error", "process", cfg.Name, "error", err.Error())
+		},
+	}, func(changed []string) {
+		st := sp.Status()
+		if st.State == supervisor.Stopped && (st.LastExit == nil || st.LastExit.Requested) {
+			return
+		}
+		logger.Info("processman: files changed, restarting", "process", cfg.Name, "changed", changed)
+		if err := sp.Restart(context.Background()); err != nil {
+			logger.Error("processman: restart after change failed", "process", cfg.Name, "error", err.Error())
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("processman: watch %q: %w", cfg.Name, err)
+	}
+	ps.watchers = append(ps.watchers, w)
+	return nil
+}
+
+// logFile is the log file path of a process, "" for none.
+func (ps *processes) logFile(proc config.Process) string {
+	switch {
+	case proc.LogFile.Disabled:
+		return ""
+	case proc.LogFile.Path != "":
+		if filepath.IsAbs(proc.LogFile.Path) {
+			return proc.LogFile.Path
+		}
+		return filepath.Join(proc.Cwd, proc.LogFile.Path)
+	}
+	dir := ps.config.LogsDir
+	if dir == "" {
+		dir = filepath.Join(ps.app.DataDir(), "processman", "logs")
+	}
+	return filepath.Join(dir, proc.Name+".log")
+}
+
+// storeLogger is where output lines are forwarded: PocketBase's logger,
+// or none when LogStoreRate is negative.
+func (ps *processes) storeLogger() *slog.Logger {
+	if ps.config.LogStoreRate < 0 {
+		return nil
+	}
+	return ps.app.Logger()
+}
+
+// closeWatchers stops watching files.
+func (ps *processes) closeWatchers() {
+	for _, w := range ps.watchers {
+		_ = w.Close()
+	}
+}
+
+// closeOutputs flushes and closes the outputs; the processes must be
+// stopped first.
+func (ps *processes) closeOutputs() {
+	for _, out := range ps.outputs {
+		_ = out.Close()
+	}
+}

@@ -1,0 +1,206 @@
+package processman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/processman/processman/control"
+	"github.com/processman/processman/metrics"
+	"github.com/processman/processman/supervisor"
+	"github.com/spf13/cobra"
+)
+
+// plugin is what lives as long as the app: the configuration, the hooks
+// of process events and the metrics sampler. Everything of one serve is
+// in the run, which onServe makes and onTerminate ends.
+type plugin struct {
+	app     core.App
+	config  Config
+	source  *processSource
+	events  *hook.Hook[*ProcessEvent]
+	sampler *metrics.Sampler
+
+	current atomic.Pointer[run] // nil while not serving
+}
+
+// shutdownTimeout bounds how long terminating waits for the processes.
+const shutdownTimeout = 2 * time.Minute
+
+// MustRegister registers the processman plugin to the provided app
+// instance and panics if it fails.
+//
+// Example usage:
+//
+//	processman.MustRegister(app, app.RootCmd, processman.Config{})
+func MustRegister(app core.App, rootCmd *cobra.Command, config Config) {
+	if err := Register(app, rootCmd, config); err != nil {
+		panic(err)
+	}
+}
+
+// Register registers the processman plugin to the provided app instance.
+// rootCmd, if not nil, gets the --processes flag and the `pm` command.
+func Register(app core.App, rootCmd *cobra.Command, config Config) error {
+	if existing, ok := app.Store().Get(storeKey).(*plugin); ok && existing != nil {
+		return fmt.Errorf("processman: already registered on this app")
+	}
+	config = config.withDefaults()
+	p := &plugin{
+		app:     app,
+		config:  config,
+		source:  &processSource{app: app, file: config.ProcessesFile, goProcesses: config.Processes},
+		events:  &hook.Hook[*ProcessEvent]{},
+		sampler: metrics.NewSampler(),
+	}
+	if rootCmd != nil {
+		rootCmd.PersistentFlags().StringVar(&p.source.flag, "processes", "",
+			"the pb_processes.json file of the processes to run (default pb_data/../pb_processes.json)")
+		rootCmd.AddCommand(pmCommand(app, config, p.source))
+	}
+	app.Store().Set(storeKey, p)
+	app.OnServe().BindFunc(p.onServe)
+	app.OnTerminate().Bind(&hook.Handler[*core.TerminateEvent]{
+		Id:   "processmanStop",
+		Func: p.onTerminate,
+		// After PocketBase stops accepting requests (-9999) and before its
+		// logger writes its last batch (-999), so that the children's last
+		// lines and exits reach the Logs page.
+		Priority: -1000,
+	})
+	return nil
+}
+
+const storeKey = "processman"
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.LogBufferLines <= 0 {
+		c.LogBufferLines = 1000
+	}
+	if c.LogStoreRate == 0 {
+		c.LogStoreRate = 50
+	}
+	if c.LogStoreBurst <= 0 {
+		c.LogStoreBurst = 500
+	}
+	if c.DatabaseEnv == nil {
+		c.DatabaseEnv = sqliteEnv
+	}
+	return c
+}
+
+func pluginOf(app core.App) *plugin {
+	p, _ := app.Store().Get(storeKey).(*plugin)
+	return p
+}
+
+// onServe starts a run: routes and the control API go on the router
+// before PocketBase builds it (e.Next), the processes start after, once
+// PocketBase listens, so that PB_URL answers as soon as a child starts.
+func (p *plugin) onServe(e *core.ServeEvent) error {
+	r, err := newRun(p.app, p.config, p.source, p.events, p.controlAPI(), e)
+	if err != nil {
+		return err
+	}
+	if old := p.current.Swap(r); old != nil {
+		p.endRun(old)
+	}
+	if err := e.Next(); err != nil {
+		if p.current.CompareAndSwap(r, nil) {
+			p.endRun(r)
+		}
+		return err
+	}
+	r.start(e)
+	return nil
+}
+
+// onTerminate stops every process before PocketBase exits or restarts
+// itself in place.
+func (p *plugin) onTerminate(e *core.TerminateEvent) error {
+	if r := p.current.Swap(nil); r != nil {
+		p.endRun(r)
+	}
+	return e.Next()
+}
+
+// controlAPI is the REST API under /api/pm, over whichever run is
+// current: while none is (PocketBase starting or stopping) it answers 503.
+func (p *plugin) controlAPI() *control.API {
+	return &control.API{
+		Manager: func() *supervisor.Manager { return Manager(p.app) },
+		Sampler: p.sampler,
+		LogFile: func(name string) string {
+			if r := p.current.Load(); r != nil {
+				return r.logFile(name)
+			}
+			return ""
+		},
+	}
+}
+
+func (p *plugin) endRun(r *run) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	r.close(ctx)
+}
+
+// Manager returns the supervisor of the processes of app, or nil when
+// the plugin is not registered or PocketBase is not serving.
+func Manager(app core.App) *supervisor.Manager {
+	if p := pluginOf(app); p != nil {
+		if r := p.current.Load(); r != nil {
+			return r.manager
+		}
+	}
+	return nil
+}
+
+// Sidecar returns an HTTP client for calling the routed process name from
+// PocketBase code (hooks, custom routes) over the same socket as its
+// route, waiting for it to be ready. Use the sidecar's own paths, without
+// the route prefix:
+//
+//	client, err := processman.Sidecar(app, "agent")
+//	resp, err := client.Post("http://agent/summarize", "application/json", body)
+//
+// Calls are signed as gateway.System (a superuser without a record), or
+// as the identity put in the request's context with gateway.WithCaller.
+// It returns an error when the process has no route or PocketBase is not
+// serving.
+func Sidecar(app core.App, name string) (*http.Client, error) {
+	p := pluginOf(app)
+	if p == nil {
+		return nil, errors.New("processman: not registered")
+	}
+	r := p.current.Load()
+	if r == nil {
+		return nil, fmt.Errorf("processman: no routed process %q is serving", name)
+	}
+	return r.routes.Client(name)
+}
+
+// OnProcessEvent is triggered for every event of the processes of app, or
+// of those named. Handlers run one event at a time, in order, on a
+// goroutine of their own: a slow handler never holds a process up. Call
+// it after Register, before or while serving.
+//
+//	processman.OnProcessEvent(app, "agent").BindFunc(func(e *processman.ProcessEvent) error {
+//		if e.Type == processman.EventErrored {
+//			e.App.Logger().Error("agent gave up", "reason", e.Status.Error)
+//		}
+//		return e.Next()
+//	})
+func OnProcessEvent(app core.App, names ...string) *hook.TaggedHook[*ProcessEvent] {
+	p := pluginOf(app)
+	if p == nil {
+		panic(fmt.Errorf("processman: OnProcessEvent needs processman.Register first"))
+	}
+	return hook.NewTaggedHook(p.events, names...)
+}

@@ -1,0 +1,147 @@
+package processman
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/control"
+	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/supervisor"
+)
+
+// run is one serve of PocketBase: its processes, their outputs, watchers
+// and health checks, its routes and the hooks' subscription. newRun
+// makes it from the serve event and close ends it, so that a second
+// serve (an in-place restart, a test) starts from nothing.
+type run struct {
+	app     core.App
+	config  Config
+	manager *supervisor.Manager
+	routes  *gateway.Routes
+
+	procs  []config.Process
+	errs   config.Errors
+	routed map[string]*routeEnv
+
+	cancelChecks context.CancelFunc // ends the processes' health checks
+	stopEvents   func()             // ends the hooks' subscription
+	eventsDone   chan struct{}      // closed when the hooks have seen every event
+
+	mu         sync.Mutex // held by start and close, so that they never overlap
+	closed     bool
+	processes  *processes
+	serverInfo string // the file telling the CLI where PocketBase serves
+}
+
+// newRun loads the processes and puts the control API and the routes on
+// the router of e; start starts the processes once PocketBase listens.
+// Config errors are reported all at once; valid entries still start and
+// PocketBase keeps serving.
+func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*ProcessEvent], api *control.API, e *core.ServeEvent) (*run, error) {
+	procs, errs := source.load()
+	if len(errs) > 0 {
+		fmt.Fprintln(os.Stderr, errs.Error())
+		for _, ce := range errs {
+			app.Logger().Error("processman: config error", "error", ce.Error(), "process", ce.Process, "path", ce.Path)
+		}
+	}
+	routes, err := gateway.NewRoutes(gateway.RoutesConfig{Hold: cfg.GatewayHold, Logger: app.Logger()})
+	if err != nil {
+		return nil, err
+	}
+
+	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs}
+	checks, cancelChecks := context.WithCancel(context.Background())
+	r.cancelChecks = cancelChecks
+	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks}
+	changes, stopEvents := r.manager.Subscribe(eventQueue)
+	r.stopEvents, r.eventsDone = stopEvents, make(chan struct{})
+	go func() {
+		defer close(r.eventsDone)
+		dispatchEvents(app, events, changes)
+	}()
+
+	api.Bind(e.Router)
+	r.routed = mountRoutes(e, routes, r.manager, procs, errs, app.Logger())
+	return r, nil
+}
+
+// logFile is the absolute path of the log file of the process name, ""
+// for none.
+func (r *run) logFile(name string) string {
+	if proc := r.manager.Get(name); proc != nil {
+		if path := r.processes.logFile(proc.Config()); path != "" {
+			return absPath(path)
+		}
+	}
+	return ""
+}
+
+// start writes the server info file for the CLI and starts the
+// processes.
+func (r *run) start(e *core.ServeEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	url := pocketBaseURL(r.config, e)
+	r.writeServerInfo(url)
+	env := newChildEnv(r.app, r.config, url)
+	seen := map[string]bool{}
+	for i, proc := range r.procs {
+		if proc.Name == "" || seen[proc.Name] {
+			continue // reported by newRun; it cannot be addressed by name
+		}
+		seen[proc.Name] = true
+		route := r.routed[proc.Name]
+		if err := r.processes.add(proc, r.errs.ForIndex(i), env.of(proc.Name, route), route); err != nil {
+			r.app.Logger().Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+}
+
+// writeServerInfo records where PocketBase serves for the CLI; a failure
+// only costs the CLI its default address, so it is logged, not returned.
+func (r *run) writeServerInfo(url string) {
+	path, err := control.WriteServerInfo(r.app.DataDir(), control.ServerInfo{URL: url, Pid: os.Getpid()})
+	if err != nil {
+		r.app.Logger().Warn("processman: cannot write the server info file for the CLI", "file", path, "error", err.Error())
+		return
+	}
+	r.serverInfo = path
+}
+
+// close stops every process and waits for them (or ctx), lets the hooks
+// see the last events, and releases what the run holds.
+func (r *run) close(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.cancelChecks()
+	if r.serverInfo != "" {
+		_ = os.Remove(r.serverInfo)
+	}
+	r.processes.closeWatchers()
+	if err := r.manager.Shutdown(ctx); err != nil {
+		r.app.Logger().Error("processman: shutdown", "error", err.Error())
+	}
+	// The hooks see the last exits before PocketBase goes.
+	r.stopEvents()
+	select {
+	case <-r.eventsDone:
+	case <-time.After(eventDrainTimeout):
+		r.app.Logger().Warn("processman: process event handlers still busy at shutdown; not waiting for them")
+	}
+	r.processes.closeOutputs()
+	if err := r.routes.Close(); err != nil {
+		r.app.Logger().Warn("processman: cannot remove the socket directory", "error", err.Error())
+	}
+}

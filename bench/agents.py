@@ -48,7 +48,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 from supervisor import (  # noqa: E402
     descendants, free_port, http_ok, Manager, run_main, start_logged, step, wait_for,
 )
-from gateway import first_line, fmt, json_request, markdown, median  # noqa: E402
+from gateway import ResponseReader, first_line, fmt, json_request, markdown, median  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REPO = BENCH_DIR.parent
@@ -320,32 +320,32 @@ def stream_once(address, target, agent, prompt, headers, timeout=60):
 
 
 class EventReader:
-    """Incremental HTTP response parser yielding server-sent events as
+    """Server-sent events of an HTTP response as its bytes arrive, as
     (event name or None, decoded JSON data)."""
 
     def __init__(self):
-        self.raw = b""
-        self.body = b""
-        self.status = None
-        self.chunked = False
-        self.done = False
+        self.response = ResponseReader()
+
+    @property
+    def status(self):
+        return self.response.status
+
+    @property
+    def body(self):
+        return self.response.body
+
+    @property
+    def done(self):
+        return self.response.done
 
     def feed(self, data):
-        self.raw += data
-        if self.status is None:
-            head, sep, rest = self.raw.partition(b"\r\n\r\n")
-            if not sep:
-                return []
-            self.status = int(head.split(b" ", 2)[1])
-            self.chunked = b"transfer-encoding: chunked" in head.lower()
-            self.raw = rest
-        self.unchunk()
+        self.response.feed(data)
         events = []
         while True:
-            match = re.search(rb"\r?\n\r?\n", self.body)
+            match = re.search(rb"\r?\n\r?\n", self.response.body)
             if not match:
                 break
-            block, self.body = self.body[:match.start()], self.body[match.end():]
+            block, self.response.body = self.response.body[:match.start()], self.response.body[match.end():]
             name, data = None, []
             for line in block.splitlines():
                 if line.startswith(b"event:"):
@@ -360,23 +360,6 @@ class EventReader:
             except ValueError:
                 continue
         return events
-
-    def unchunk(self):
-        if not self.chunked:
-            self.body, self.raw = self.body + self.raw, b""
-            return
-        while True:
-            size_line, sep, rest = self.raw.partition(b"\r\n")
-            if not sep:
-                return
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                self.done = True
-                return
-            if len(rest) < size + 2:
-                return
-            self.body += rest[:size]
-            self.raw = rest[size + 2:]
 
 
 @dataclass

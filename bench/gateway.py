@@ -296,6 +296,46 @@ def run_wrk(path, threads, connections, seconds, log):
 # server-sent events
 
 
+class ResponseReader:
+    """An HTTP/1.1 response read as its bytes arrive: the head once it is
+    whole, then the body, de-chunked, for the caller to take events from
+    as they complete."""
+
+    def __init__(self):
+        self.raw = b""       # bytes not yet framed (head, chunk sizes)
+        self.body = b""      # body bytes not yet taken by the caller
+        self.status = None   # set once the head is whole
+        self.status_line = ""
+        self.chunked = False
+        self.done = False    # the last chunk arrived
+
+    def feed(self, data):
+        self.raw += data
+        if self.status is None:
+            head, sep, rest = self.raw.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+            self.status = int(head.split(b" ", 2)[1])
+            self.chunked = b"transfer-encoding: chunked" in head.lower()
+            self.raw = rest
+        if not self.chunked:
+            self.body, self.raw = self.body + self.raw, b""
+            return
+        while True:
+            size_line, sep, rest = self.raw.partition(b"\r\n")
+            if not sep:
+                return
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                self.done = True
+                return
+            if len(rest) < size + 2:
+                return
+            self.body += rest[:size]
+            self.raw = rest[size + 2:]
+
+
 @dataclass
 class SSEStream:
     """A raw HTTP/1.1 client for one event stream: no buffering between the
@@ -313,10 +353,7 @@ class SSEStream:
         self.sock.setblocking(False)
         self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                           "Accept: text/event-stream\r\nConnection: close\r\n\r\n".encode())
-        self.raw = b""        # bytes not yet framed (headers, chunk sizes)
-        self.body = b""       # de-chunked body not yet split into events
-        self.headers_done = False
-        self.chunked = False
+        self.response = ResponseReader()
 
     def on_readable(self):
         data = self.sock.recv(1 << 16)
@@ -324,42 +361,21 @@ class SSEStream:
         if not data:
             self.finish("" if self.events else "connection closed before any event")
             return
-        self.raw += data
-        if not self.headers_done:
-            head, sep, rest = self.raw.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            status = head.split(b"\r\n", 1)[0]
-            if b" 200 " not in status + b" ":
-                self.finish(f"status {status.decode(errors='replace')}")
-                return
-            self.chunked = b"transfer-encoding: chunked" in head.lower()
-            self.headers_done, self.raw = True, rest
-        self.unframe()
-        while b"\n\n" in self.body:
-            event, self.body = self.body.split(b"\n\n", 1)
+        response = self.response
+        response.feed(data)
+        if response.status is None:
+            return
+        if response.status != 200:
+            self.finish(f"status {response.status_line}")
+            return
+        while b"\n\n" in response.body:
+            event, response.body = response.body.split(b"\n\n", 1)
             for line in event.split(b"\n"):
                 if line.startswith(b"data: "):
                     index, sent = line[6:].split()
                     self.events.append((int(index), float(sent), arrival))
-
-    def unframe(self):
-        if not self.chunked:
-            self.body += self.raw
-            self.raw = b""
-            return
-        while True:
-            size_line, sep, rest = self.raw.partition(b"\r\n")
-            if not sep:
-                return
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                self.finish("")
-                return
-            if len(rest) < size + 2:
-                return
-            self.body += rest[:size]
-            self.raw = rest[size + 2:]
+        if response.done:
+            self.finish("")
 
     def finish(self, error):
         self.done, self.error = True, error

@@ -61,6 +61,7 @@ sdk/node/node_modules/.installed: sdk/node/package-lock.json
 	touch $@
 
 test-sdk: build sdk/python/.venv/.installed sdk/node/node_modules/.installed
+	cd sdk/python && .venv/bin/ruff check src tests && .venv/bin/ruff format --check src tests && .venv/bin/mypy src
 	sdk/python/.venv/bin/pytest -q sdk/python/tests
 	cd sdk/node && npm test
 

@@ -114,4 +114,4 @@ async function handle(request) {
 }
 
 // Without the gateway (`node server.mjs`), a caller is whoever PocketBase at PB_URL says their token belongs to.
-await serve(handle, { devAuth: process.env.PB_URL ? "pocketbase" : "guest" });
+await serve(handle, { devUser: process.env.PB_URL ? "pocketbase" : "guest" });

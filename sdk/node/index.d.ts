@@ -25,6 +25,12 @@ export interface Identity {
 /** A guest: no record, no token. */
 export declare const GUEST: User;
 
+/** Who requests are in development mode: see ServeOptions.devUser. */
+export type DevUser = "guest" | "pocketbase" | string | Partial<User>;
+
+/** The development identity of a spec: "pocketbase", or the user (GUEST for "guest" and ""). Throws for a spec without an id. */
+export declare function parseDevUser(spec: DevUser | undefined): "pocketbase" | User;
+
 /** A node:http handler; an Express app is one. */
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -62,14 +68,19 @@ export interface ServeOptions {
   secret?: string;
   /**
    * Who the caller is in development mode (no PB_SOCKET and no
-   * PB_GATEWAY_SECRET, so nothing signs identities):
-   * "guest" (default) every request is a guest;
-   * "pocketbase" the Authorization token, as PocketBase at PB_URL confirms it (auth-refresh), else a guest;
-   * a user object: every request acts as that user.
+   * PB_GATEWAY_SECRET, so nothing signs identities). Default:
+   * PROCESSMAN_DEV_USER, else "guest".
+   * "guest": every request is a guest (no token);
+   * "pocketbase": the owner of the Authorization token, as PocketBase at PB_URL confirms it (auth-refresh), else a guest;
+   * "collection/id" ("id" alone is in users), or a user object: every request acts as that user, with its token or else the request's.
    * Ignored behind the gateway, where only a valid proof counts.
    */
-  devAuth?: "guest" | "pocketbase" | Partial<User>;
-  /** How long open requests and streams may run on after SIGTERM/SIGINT, in ms. Default: 4000 (processman's kill_timeout is 5 s). */
+  devUser?: DevUser;
+  /** @deprecated The former name of devUser. */
+  devAuth?: DevUser;
+  /** Paths (without query) whose requests may come unsigned, as guests; a request that carries a proof is still verified. Default: none. */
+  allowUnsigned?: Iterable<string>;
+  /** How long open requests and streams may run on after SIGTERM/SIGINT, in ms. Default: PROCESSMAN_SHUTDOWN_TIMEOUT (seconds), else 3000 (processman's kill_timeout is 5 s). */
   shutdownTimeout?: number;
   /** Handle SIGTERM and SIGINT (graceful shutdown, then exit 0). Default: true. */
   signals?: boolean;
@@ -122,6 +133,13 @@ export declare const DEFAULT_DEV_PORT: number;
 export declare function getUser(request: IncomingMessage | Request): User;
 
 /**
+ * The caller of the request being handled, for code that serve()'s handler
+ * calls or awaits (tools, helpers), without passing the request around.
+ * Throws outside a request.
+ */
+export declare function currentUser(): User;
+
+/**
  * A PocketBase client acting as the caller (its token in the auth store),
  * at PB_URL or `url`. Server-side defaults: auto-cancellation off.
  */
@@ -138,13 +156,18 @@ export type HeadersInput =
   | Headers
   | Iterable<readonly [string, string]>;
 
-export type VerifyErrorCode = "missing" | "bad_proof" | "expired";
+export type IdentityErrorCode = "missing" | "bad_proof" | "expired";
+/** @deprecated The former name of IdentityErrorCode. */
+export type VerifyErrorCode = IdentityErrorCode;
 
-/** Why verify() refused a request. */
-export declare class VerifyError extends Error {
-  readonly code: VerifyErrorCode;
-  constructor(code: VerifyErrorCode, message: string);
+/** Why verify() refused a request; its message is the 401's. */
+export declare class IdentityError extends Error {
+  readonly code: IdentityErrorCode;
+  constructor(code: IdentityErrorCode, message?: string);
 }
+
+/** @deprecated The former name of IdentityError. */
+export declare const VerifyError: typeof IdentityError;
 
 /**
  * Verifies the gateway's identity headers in the contract's order

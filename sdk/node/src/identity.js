@@ -24,26 +24,30 @@ const INT64_MAX = 2n ** 63n - 1n;
 // The time exactly as the gateway writes it: digits, no sign, no leading zero.
 const CANONICAL_TIME = /^(?:0|[1-9][0-9]{0,18})$/;
 
+/** The 401 message of each refusal, the same in both SDKs. */
+const MESSAGES = {
+  missing: "The request carries no gateway identity proof; call this service through PocketBase.",
+  bad_proof: "The request's gateway identity proof is invalid.",
+  expired: "The request's gateway identity proof has expired; check that the clocks agree.",
+};
+
 /**
  * Why a request's identity was refused; the sidecar answers 401.
  * `code` is "missing" (no proof or time), "bad_proof" or "expired".
  */
-export class VerifyError extends Error {
-  constructor(code, message) {
+export class IdentityError extends Error {
+  constructor(code, message = MESSAGES[code]) {
     super(message);
-    this.name = "VerifyError";
+    this.name = "IdentityError";
     this.code = code;
   }
 }
 
-const MESSAGES = {
-  missing: "The request was not signed by the PocketBase gateway (no identity proof).",
-  bad_proof: "The request's identity proof is invalid.",
-  expired: "The request's identity proof has expired (or the clocks differ by more than 60 s).",
-};
+/** @deprecated The former name of IdentityError. */
+export const VerifyError = IdentityError;
 
 function fail(code) {
-  return new VerifyError(code, MESSAGES[code]);
+  return new IdentityError(code);
 }
 
 /** Upper-cases ASCII letters only, as the contract says ("ß" stays "ß"). */
@@ -93,7 +97,7 @@ function collectHeaders(headers) {
 /**
  * Verifies the gateway's identity headers of one request, in the order of
  * docs/gateway.md, and returns the caller `{ id, collection, superuser }`
- * (empty id and collection for a guest), or throws a VerifyError.
+ * (empty id and collection for a guest), or throws an IdentityError.
  *
  * `method` and `path` (with query) are the request as this sidecar received
  * it; `now` is Unix time in seconds (default: this machine's clock).

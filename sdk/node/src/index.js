@@ -9,14 +9,15 @@
 //     return Response.json({ user: getUser(request).id, notes });
 //   });
 
-export { serve, resolveListen, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_DEV_PORT } from "./serve.js";
-export { getUser, GUEST } from "./user.js";
+export { serve, resolveListen, parseDevUser, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_DEV_PORT } from "./serve.js";
+export { getUser, currentUser, GUEST } from "./user.js";
 export { pocketbaseFor, userFromToken } from "./client.js";
 export {
   verify,
   signHeaders,
   canonicalString,
   sign,
+  IdentityError,
   VerifyError,
   MAX_SKEW_SECONDS,
   HEADER_AUTH_ID,

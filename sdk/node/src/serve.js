@@ -3,13 +3,14 @@
 
 import http from "node:http";
 import fs from "node:fs";
+import net from "node:net";
 import { toRequest, writeResponse } from "./fetch-adapter.js";
-import { verify, VerifyError } from "./identity.js";
-import { GUEST, setUser, tokenFrom } from "./user.js";
+import { verify, IdentityError, HEADER_GATEWAY_PROOF } from "./identity.js";
+import { GUEST, runAs, setUser, tokenFrom } from "./user.js";
 import { userFromToken } from "./client.js";
 
 /** Below processman's default kill_timeout (5 s), leaving time to exit. */
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 4000;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3000;
 /** The port of development mode when PORT is not set. */
 export const DEFAULT_DEV_PORT = 3000;
 
@@ -33,6 +34,38 @@ export function resolveListen(options = {}, env = process.env) {
   }
   const port = parsePort(options.port ?? env.PORT ?? DEFAULT_DEV_PORT, "PORT");
   return { kind: "tcp", host, port, gateway: false, secret: "" };
+}
+
+/**
+ * Who requests are in development mode, from the devUser option or
+ * PROCESSMAN_DEV_USER: "guest" (or empty), "pocketbase" (the owner of the
+ * request's token, as PocketBase at PB_URL confirms it), "collection/id"
+ * ("id" alone is in users), or a user object. Returns "pocketbase" or a user.
+ */
+export function parseDevUser(spec) {
+  if (spec !== null && typeof spec === "object") return { ...GUEST, ...spec };
+  if (spec !== undefined && typeof spec !== "string") {
+    throw new TypeError(`serve: devUser must be "guest", "pocketbase", "collection/id" or a user object`);
+  }
+  const text = (spec ?? "").trim();
+  if (text === "" || text === "guest") return GUEST;
+  if (text === "pocketbase") return "pocketbase";
+  const slash = text.lastIndexOf("/");
+  const collection = slash < 0 ? "users" : text.slice(0, slash) || "users";
+  const id = text.slice(slash + 1);
+  if (id === "") throw new Error(`${PREFIX} PROCESSMAN_DEV_USER=${JSON.stringify(text)}: write guest, pocketbase, collection/id or id`);
+  return { ...GUEST, id, collection, superuser: collection === "_superusers" };
+}
+
+/** PROCESSMAN_SHUTDOWN_TIMEOUT (seconds) in ms, or undefined when unset. */
+function shutdownTimeoutFromEnv(env) {
+  const raw = (env.PROCESSMAN_SHUTDOWN_TIMEOUT ?? "").trim();
+  if (raw === "") return undefined;
+  const seconds = Number(raw);
+  if (!(seconds >= 0)) {
+    throw new Error(`${PREFIX} PROCESSMAN_SHUTDOWN_TIMEOUT=${JSON.stringify(raw)} is not a number of seconds (e.g. 3 or 0.5)`);
+  }
+  return seconds * 1000;
 }
 
 function parsePort(value, name) {
@@ -77,7 +110,8 @@ function rejectUpgrade(socket, status, message) {
   );
 }
 
-function removeStaleSocket(path) {
+/** Removes a socket file nothing listens on any more; refuses a live one or a file that is not a socket. */
+async function removeStaleSocket(path) {
   let stat;
   try {
     stat = fs.lstatSync(path);
@@ -88,7 +122,16 @@ function removeStaleSocket(path) {
   if (!stat.isSocket()) {
     throw new Error(`${PREFIX} ${path} exists and is not a socket; refusing to replace it (remove it or set another PB_SOCKET)`);
   }
-  fs.unlinkSync(path);
+  const live = await new Promise((resolve, reject) => {
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (err) => (err.code === "ECONNREFUSED" || err.code === "ENOENT" ? resolve(false) : reject(err)));
+  });
+  if (live) throw new Error(`${PREFIX} another process is listening on ${path}; stop it first`);
+  fs.rmSync(path, { force: true });
 }
 
 function removeSocketFile(path) {
@@ -107,35 +150,38 @@ export async function serve(handler, options = {}) {
   const kind = handlerKind(handler, options.type);
   const listen = resolveListen(options);
   const log = options.log === false ? () => {} : (options.log ?? ((line) => console.log(line)));
-  const shutdownTimeout = options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const devAuth = options.devAuth ?? "guest";
-  if (!listen.gateway && devAuth !== "guest" && devAuth !== "pocketbase" && typeof devAuth !== "object") {
-    throw new TypeError(`serve: devAuth must be "guest", "pocketbase" or a user object`);
+  const shutdownTimeout = options.shutdownTimeout ?? shutdownTimeoutFromEnv(process.env) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  const devUser = parseDevUser(options.devUser ?? options.devAuth ?? process.env.PROCESSMAN_DEV_USER);
+  if (!listen.gateway && devUser === "pocketbase" && !process.env.PB_URL) {
+    throw new Error(`serve: devUser "pocketbase" asks PocketBase who a token belongs to; set PB_URL (e.g. http://127.0.0.1:8090)`);
   }
-  if (!listen.gateway && devAuth === "pocketbase" && !process.env.PB_URL) {
-    throw new Error(`serve: devAuth "pocketbase" asks PocketBase who a token belongs to; set PB_URL (e.g. http://127.0.0.1:8090)`);
-  }
+  const allowUnsigned = new Set(options.allowUnsigned ?? []);
 
   // The caller of a request, or a 401 message.
   const identify = async (req) => {
     if (listen.gateway) {
+      if (allowUnsigned.size > 0 && allowUnsigned.has(req.url.split("?")[0]) && !(HEADER_GATEWAY_PROOF in req.headers)) {
+        return { user: GUEST };
+      }
       try {
         const identity = verify(req.headersDistinct, req.method, req.url, listen.secret);
         const token = identity.id ? tokenFrom(req.headers.authorization) : "";
         return { user: { ...identity, token } };
       } catch (err) {
-        if (err instanceof VerifyError) return { error: err.message };
+        if (err instanceof IdentityError) return { error: err.message };
         throw err;
       }
     }
     // Development mode: nothing signs the identity headers, so they are
-    // never read; who the caller is comes from devAuth alone.
-    if (devAuth === "pocketbase") {
-      const user = await userFromToken(tokenFrom(req.headers.authorization));
+    // never read; who the caller is comes from devUser alone. A guest has
+    // no token; a fixed user has its own, else the request's.
+    const token = tokenFrom(req.headers.authorization);
+    if (devUser === "pocketbase") {
+      const user = token ? await userFromToken(token) : null;
       return { user: user ?? GUEST };
     }
-    if (typeof devAuth === "object" && devAuth !== null) return { user: { ...GUEST, ...devAuth } };
-    return { user: GUEST };
+    if (!devUser.id) return { user: GUEST };
+    return { user: { ...devUser, token: devUser.token || token } };
   };
 
   const fetchHandler = kind === "fetch" ? (typeof handler === "function" ? handler : handler.fetch.bind(handler)) : null;
@@ -154,9 +200,9 @@ export async function serve(handler, options = {}) {
       return;
     }
     if (kind === "node") {
-      setUser(req, result.user);
+      const user = setUser(req, result.user);
       try {
-        await handler(req, res);
+        await runAs(user, () => handler(req, res));
       } catch (err) {
         console.error(err);
         sendError(res, 500, "Something went wrong while processing your request.");
@@ -168,10 +214,10 @@ export async function serve(handler, options = {}) {
       if (!res.writableFinished) abort.abort();
     });
     const request = toRequest(req, abort.signal);
-    setUser(request, result.user);
+    const user = setUser(request, result.user);
     let response;
     try {
-      response = await fetchHandler(request, { incoming: req, outgoing: res, user: result.user });
+      response = await runAs(user, () => fetchHandler(request, { incoming: req, outgoing: res, user }));
     } catch (err) {
       console.error(err);
       sendError(res, 500, "Something went wrong while processing your request.");
@@ -205,10 +251,10 @@ export async function serve(handler, options = {}) {
           rejectUpgrade(socket, 401, result.error);
           return;
         }
-        setUser(req, result.user);
+        const user = setUser(req, result.user);
         upgraded.add(socket);
         socket.once("close", () => upgraded.delete(socket));
-        emit.call(this, event, ...args);
+        runAs(user, () => emit.call(this, event, ...args));
       },
       (err) => {
         log(`${PREFIX} could not identify the caller: ${err?.message ?? err}`);
@@ -218,7 +264,7 @@ export async function serve(handler, options = {}) {
     return true;
   };
 
-  if (listen.kind === "unix") removeStaleSocket(listen.path);
+  if (listen.kind === "unix") await removeStaleSocket(listen.path);
   await new Promise((resolve, reject) => {
     server.once("error", reject);
     const onListening = () => {
@@ -276,12 +322,15 @@ export async function serve(handler, options = {}) {
 
   if (!listen.gateway) {
     const who =
-      devAuth === "pocketbase"
-        ? `callers are who PocketBase at ${process.env.PB_URL ?? "(PB_URL not set)"} says their token belongs to`
-        : typeof devAuth === "object"
-          ? `every request acts as ${devAuth.collection || "?"}/${devAuth.id || "?"} (devAuth)`
-          : "every request is a guest (no PB_GATEWAY_SECRET)";
-    log(`${PREFIX} development mode: not started by PocketBase's gateway; ${who}`);
+      devUser === "pocketbase"
+        ? `the owner of its token, as PocketBase at ${process.env.PB_URL} confirms it`
+        : devUser.id
+          ? `${devUser.collection}/${devUser.id}`
+          : "a guest";
+    log(
+      `${PREFIX} development mode: PB_GATEWAY_SECRET is not set, so identity headers are ignored ` +
+        `and every request is ${who} (set PROCESSMAN_DEV_USER to collection/id or pocketbase to act as a user)`,
+    );
   } else if (!listen.secret) {
     log(`${PREFIX} PB_GATEWAY_SECRET is not set: every request will be refused with 401`);
   }

@@ -1,12 +1,36 @@
-// The caller of each request that serve() accepted, for getUser().
+// The caller of each request that serve() accepted, for getUser() and
+// currentUser().
+
+import { AsyncLocalStorage } from "node:async_hooks";
 
 const users = new WeakMap();
+const current = new AsyncLocalStorage();
 
 /** The identity of a guest: no record, no token. */
 export const GUEST = Object.freeze({ id: "", collection: "", superuser: false, token: "" });
 
 export function setUser(request, user) {
-  users.set(request, Object.freeze({ ...user }));
+  const frozen = Object.freeze({ ...user });
+  users.set(request, frozen);
+  return frozen;
+}
+
+/** Runs fn with user as currentUser() for everything it calls and awaits. */
+export function runAs(user, fn) {
+  return current.run(user, fn);
+}
+
+/**
+ * The caller of the request being handled, for code that runs while
+ * serve() handles it (tools, helpers, promises started from the handler),
+ * without passing the request around. Throws outside a request.
+ */
+export function currentUser() {
+  const user = current.getStore();
+  if (user === undefined) {
+    throw new Error("currentUser() was called outside a request handled by serve() from @processman/sidecar");
+  }
+  return user;
 }
 
 /**

@@ -98,7 +98,7 @@ export async function startSidecar(kind, { mode = "unix", env = {}, socketPath }
   const dir = tempDir();
   const secret = randomBytes(32).toString("hex");
   const childEnv = { ...process.env, ...env };
-  for (const name of ["PB_SOCKET", "PB_PORT", "PORT", "PB_GATEWAY_SECRET"]) {
+  for (const name of ["PB_SOCKET", "PB_PORT", "PORT", "PB_GATEWAY_SECRET", "PROCESSMAN_DEV_USER", "PROCESSMAN_SHUTDOWN_TIMEOUT"]) {
     if (!(name in env)) delete childEnv[name];
   }
   let port;

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { verify, canonicalString, sign, signHeaders, VerifyError } from "@processman/sidecar";
+import { verify, canonicalString, sign, signHeaders, IdentityError } from "@processman/sidecar";
 import { REPO_ROOT, signedHeaders } from "./helpers.js";
 
 const VECTORS = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "testdata", "gateway-identity.json"), "utf8"));
@@ -46,7 +46,7 @@ for (const c of VECTORS.verify) {
     }
     assert.throws(
       () => verify(c.headers, c.method, c.path, secret, c.now),
-      (err) => err instanceof VerifyError && err.code === c.error && err.message.length > 0,
+      (err) => err instanceof IdentityError && err.code === c.error && err.message.length > 0,
     );
   });
 }

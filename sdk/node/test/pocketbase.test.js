@@ -1,4 +1,4 @@
-// pocketbaseFor() and devAuth "pocketbase" against a real PocketBase
+// pocketbaseFor() and the development user "pocketbase" against a real PocketBase
 // (this repository's bin/pocketbase, built here) with the examples'
 // `notes` collection, whose API rules keep users to their own notes.
 
@@ -167,10 +167,10 @@ describe("pocketbaseFor in this process", () => {
   });
 });
 
-describe('development mode with devAuth: "pocketbase"', () => {
+describe("development mode with PROCESSMAN_DEV_USER=pocketbase", () => {
   let sidecar;
   before(async () => {
-    sidecar = await startSidecar("hono", { mode: "dev", env: { PB_URL: pbURL, TEST_DEV_AUTH: "pocketbase" } });
+    sidecar = await startSidecar("hono", { mode: "dev", env: { PB_URL: pbURL, PROCESSMAN_DEV_USER: "pocketbase" } });
   });
 
   test("the banner says who callers are", () => {

@@ -8,7 +8,17 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { FIXTURE, json, killAll, request, signedHeaders, spawnWatched, startSidecar, tempDir } from "./helpers.js";
+import {
+  currentUser,
+  parseDevUser,
+  IdentityError,
+  VerifyError,
+  GUEST,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_DEV_PORT,
+  MAX_SKEW_SECONDS,
+} from "@processman/sidecar";
+import { FIXTURE, REPO_ROOT, json, killAll, request, signedHeaders, spawnWatched, startSidecar, tempDir } from "./helpers.js";
 
 after(killAll);
 
@@ -167,8 +177,12 @@ for (const kind of ["node", "express", "hono", "fetch"]) {
 }
 
 describe("shutdown", () => {
-  test("new connections are refused once SIGTERM arrives; an endless stream is closed after shutdownTimeout", async () => {
-    const sidecar = await startSidecar("hono", { env: { TEST_SHUTDOWN_TIMEOUT: "1000" } });
+  for (const [how, env] of [
+    ["the shutdownTimeout option", { TEST_SHUTDOWN_TIMEOUT: "1000" }],
+    ["PROCESSMAN_SHUTDOWN_TIMEOUT", { PROCESSMAN_SHUTDOWN_TIMEOUT: "1" }],
+  ])
+  test(`new connections are refused once SIGTERM arrives; an endless stream is closed after ${how}`, async () => {
+    const sidecar = await startSidecar("hono", { env });
     const target = "/forever?gap=100";
     let signalledAt = 0;
     const pending = request(sidecar.target, {
@@ -235,6 +249,20 @@ describe("the socket file", () => {
     assert.equal(r.status, 200);
     sidecar.child.kill("SIGTERM");
     await sidecar.exited;
+  });
+
+  test("a socket another process listens on is not taken over", async () => {
+    const first = await startSidecar("node");
+    const proc = spawnWatched(process.execPath, [FIXTURE, "node"], {
+      env: { ...process.env, PB_SOCKET: first.socketPath, PB_GATEWAY_SECRET: "ab".repeat(32) },
+    });
+    const exit = await proc.exited;
+    assert.notEqual(exit.code, 0);
+    assert.match(proc.output(), /another process is listening on .*; stop it first/);
+    const r = await request(first.target, { path: "/whoami", headers: signed(first, "GET", "/whoami") });
+    assert.equal(r.status, 200, "the first one still serves");
+    first.child.kill("SIGTERM");
+    await first.exited;
   });
 
   test("a regular file at PB_SOCKET is not deleted; the process says why and exits", async () => {
@@ -317,12 +345,28 @@ describe("listen: tcp and development mode", () => {
     assert.deepEqual(await sidecar.exited, { code: 0, signal: null });
   });
 
-  test("devAuth with a user object: every request acts as that user", async () => {
+  test("devUser with a user object: every request acts as that user", async () => {
     const devUser = { id: "dev123", collection: "users", token: "dev-token" };
-    const sidecar = await startSidecar("express", { mode: "dev", env: { TEST_DEV_AUTH: JSON.stringify(devUser) } });
-    assert.match(sidecar.output(), /every request acts as users\/dev123/);
+    const sidecar = await startSidecar("express", { mode: "dev", env: { TEST_DEV_USER: JSON.stringify(devUser) } });
+    assert.match(sidecar.output(), /every request is users\/dev123/);
     const r = await request(sidecar.target, { path: "/whoami", headers: { "X-PB-Auth-Id": "someone-else" } });
     assert.deepEqual(json(r).user, { ...devUser, superuser: false });
+    sidecar.child.kill("SIGTERM");
+    await sidecar.exited;
+  });
+
+  test("PROCESSMAN_DEV_USER names the user; it carries the request's token", async () => {
+    const sidecar = await startSidecar("node", { mode: "dev", env: { PROCESSMAN_DEV_USER: "members/m1" } });
+    assert.match(sidecar.output(), /every request is members\/m1/);
+    const r = await request(sidecar.target, { path: "/whoami", headers: { Authorization: "Bearer tok" } });
+    assert.deepEqual(json(r).user, { id: "m1", collection: "members", superuser: false, token: "tok" });
+    sidecar.child.kill("SIGTERM");
+    await sidecar.exited;
+  });
+
+  test("the former devAuth option still works", async () => {
+    const sidecar = await startSidecar("node", { mode: "dev", env: { TEST_DEV_AUTH: "guest" } });
+    assert.match(sidecar.output(), /every request is a guest/);
     sidecar.child.kill("SIGTERM");
     await sidecar.exited;
   });
@@ -340,6 +384,65 @@ describe("listen: tcp and development mode", () => {
     proc.child.kill("SIGTERM");
     await proc.exited;
   });
+});
+
+describe("currentUser()", () => {
+  for (const kind of ["node", "hono"]) {
+    test(`${kind}: the caller, deep in a call after awaits`, async () => {
+      const sidecar = await startSidecar(kind);
+      const r = await request(sidecar.target, { path: "/current", headers: signed(sidecar, "GET", "/current") });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(json(r).user.id, USER.id);
+      sidecar.child.kill("SIGTERM");
+      await sidecar.exited;
+    });
+  }
+
+  test("outside a request it throws, naming serve()", () => {
+    assert.throws(() => currentUser(), /outside a request handled by serve\(\)/);
+  });
+});
+
+test("allowUnsigned: the listed paths take unsigned requests as guests; a bad proof is still refused", async () => {
+  const sidecar = await startSidecar("node", { env: { TEST_ALLOW_UNSIGNED: "/health" } });
+  let r = await request(sidecar.target, { path: "/health" });
+  assert.equal(r.status, 200, r.body);
+  assert.deepEqual(json(r).user, GUEST);
+  r = await request(sidecar.target, { path: "/health?x=1" });
+  assert.equal(r.status, 200, "the query does not matter");
+  r = await request(sidecar.target, { path: "/whoami" });
+  assert.equal(r.status, 401, "other paths still need a proof");
+  r = await request(sidecar.target, { path: "/health", headers: { ...signed(sidecar, "GET", "/health"), "X-PB-Auth-Id": "forged" } });
+  assert.equal(r.status, 401, "a proof that is sent is checked");
+  sidecar.child.kill("SIGTERM");
+  await sidecar.exited;
+});
+
+test("the shared defaults and refusal messages (testdata/sidecar-sdk.json)", async () => {
+  const shared = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "testdata", "sidecar-sdk.json"), "utf8"));
+  assert.equal(DEFAULT_SHUTDOWN_TIMEOUT_MS, shared.shutdown_timeout_seconds * 1000);
+  assert.equal(MAX_SKEW_SECONDS, shared.max_skew_seconds);
+  assert.equal(DEFAULT_DEV_PORT, shared.dev_port.node);
+  for (const [code, message] of Object.entries(shared.identity_errors)) {
+    assert.equal(new IdentityError(code).message, message);
+  }
+  assert.equal(VerifyError, IdentityError, "the former name is an alias");
+  for (const c of shared.dev_user) {
+    if (c.error) {
+      assert.throws(() => parseDevUser(c.spec), /PROCESSMAN_DEV_USER/, JSON.stringify(c.spec));
+    } else if (c.pocketbase) {
+      assert.equal(parseDevUser(c.spec), "pocketbase");
+    } else {
+      const { id, collection, superuser } = parseDevUser(c.spec);
+      assert.deepEqual({ id, collection, superuser }, c.user, JSON.stringify(c.spec));
+    }
+  }
+  // an unsigned request is refused with the shared message
+  const sidecar = await startSidecar("node");
+  const r = await request(sidecar.target, { path: "/whoami" });
+  assert.equal(json(r).message, shared.identity_errors.missing);
+  sidecar.child.kill("SIGTERM");
+  await sidecar.exited;
 });
 
 test("a handler that throws answers 500 in PocketBase's format", async () => {

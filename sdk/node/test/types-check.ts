@@ -7,8 +7,10 @@ import { Hono } from "hono";
 import {
   serve,
   getUser,
+  currentUser,
   pocketbaseFor,
   verify,
+  IdentityError,
   VerifyError,
   signHeaders,
   type User,
@@ -37,7 +39,11 @@ async function examples(): Promise<void> {
     const list = await pb.collection("notes").getList(1, 10);
     return c.json({ user: getUser(c.req.raw).collection, total: list.totalItems });
   });
-  await serve(hono, { devAuth: "pocketbase" });
+  await serve(hono, { devUser: "pocketbase" });
+  await serve(hono, { devUser: "members/abc", allowUnsigned: ["/health"] });
+  await serve(hono, { devAuth: { id: "abc", collection: "users" } }); // the former name
+  const caller: User = currentUser();
+  void caller;
 
   // A bare fetch handler
   await serve(async (request: Request) => Response.json({ id: getUser(request).id }), { type: "fetch", log: false });
@@ -48,9 +54,13 @@ async function examples(): Promise<void> {
     const id: string = identity.id;
     void id;
   } catch (err) {
-    if (err instanceof VerifyError) {
+    if (err instanceof IdentityError) {
       const code: "missing" | "bad_proof" | "expired" = err.code;
       void code;
+    }
+    if (err instanceof VerifyError) {
+      const message: string = err.message;
+      void message;
     }
   }
   verify(new Headers(), "GET", "/", "s");

@@ -7,6 +7,7 @@ contract (processman's docs/gateway.md), not with the SDK's own signer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -133,10 +134,8 @@ class Sidecar:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait(timeout=10)
 
 
@@ -219,7 +218,7 @@ def pocketbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketBaseS
     data_dir = base / "pb_data"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(base / "pocketbase.log", "wb")
+    log = open(base / "pocketbase.log", "wb")  # noqa: SIM115 (closed after the session's last test)
     proc = subprocess.Popen(
         [
             str(PB_BIN),
@@ -230,7 +229,7 @@ def pocketbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketBaseS
             f"127.0.0.1:{port}",
             "--migrationsDir",
             str(MIGRATIONS),
-        ],  # fmt: skip
+        ],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -249,9 +248,7 @@ def pocketbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketBaseS
         wait_until(healthy, 30, lambda: (base / "pocketbase.log").read_text())
         yield PocketBaseServer(url, data_dir, proc)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=10)
         log.close()

@@ -34,7 +34,7 @@ def test_crud_as_the_caller(pocketbase) -> None:
 
 def test_api_rules_apply_to_the_caller(pocketbase) -> None:
     token_a, uid_a = pocketbase.create_user()
-    token_b, uid_b = pocketbase.create_user()
+    token_b, _uid_b = pocketbase.create_user()
     with PocketBase(pocketbase.url, user=User(uid_a, "users", token=token_a)) as a:
         note = a.collection("notes").create({"text": "private to a", "owner": uid_a})
     with PocketBase(pocketbase.url, token_b) as b:
@@ -56,16 +56,14 @@ def test_api_rules_apply_to_the_caller(pocketbase) -> None:
 
 def test_error_carries_pocketbase_json(pocketbase) -> None:
     token, uid = pocketbase.create_user()
-    with PocketBase(pocketbase.url, token) as pb:
-        with pytest.raises(PocketBaseError) as e:
-            pb.collection("notes").create({"owner": uid})  # text is required
+    with PocketBase(pocketbase.url, token) as pb, pytest.raises(PocketBaseError) as e:
+        pb.collection("notes").create({"owner": uid})  # text is required
     err = e.value
     assert err.status == 400
     assert err.data["text"]["code"] == "validation_required"
     assert "POST /api/collections/notes/records" in str(err) and "400" in str(err)
-    with PocketBase(pocketbase.url, token) as pb:
-        with pytest.raises(PocketBaseError) as e:
-            pb.collection("no_such_collection").get_list()
+    with PocketBase(pocketbase.url, token) as pb, pytest.raises(PocketBaseError) as e:
+        pb.collection("no_such_collection").get_list()
     assert e.value.status == 404
 
 
@@ -112,9 +110,8 @@ def test_url_from_pb_url(pocketbase, monkeypatch) -> None:
 
 
 def test_unreachable_is_a_pocketbase_error() -> None:
-    with PocketBase(f"http://127.0.0.1:{free_port()}", timeout=2) as pb:
-        with pytest.raises(PocketBaseError) as e:
-            pb.collection("notes").get_list()
+    with PocketBase(f"http://127.0.0.1:{free_port()}", timeout=2) as pb, pytest.raises(PocketBaseError) as e:
+        pb.collection("notes").get_list()
     assert e.value.status == 0 and "unreachable" in str(e.value)
 
 
@@ -139,7 +136,7 @@ def test_readonly_database(pocketbase, monkeypatch) -> None:
     with closing(processman.connect_readonly()) as db:
         row = db.execute("SELECT text, owner FROM notes WHERE id = ?", (note["id"],)).fetchone()
         assert (row["text"], row["owner"]) == ("read me directly", uid)
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
             db.execute("DELETE FROM notes")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         processman.connect_readonly(pocketbase.data_dir / "nope.db")

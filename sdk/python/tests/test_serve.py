@@ -89,9 +89,11 @@ def test_websocket_signed_and_refused(sidecar) -> None:
 
     forged = dict(headers, **{"X-PB-Auth-Id": "someoneelse0000"})
     for hdrs in ({}, forged):
-        with pytest.raises(InvalidStatus) as e:
-            with unix_connect(path, "ws://sidecar/ws", additional_headers=hdrs, open_timeout=10):
-                pass
+        with (
+            pytest.raises(InvalidStatus) as e,
+            unix_connect(path, "ws://sidecar/ws", additional_headers=hdrs, open_timeout=10),
+        ):
+            pass
         assert e.value.response.status_code == 401
         assert json.loads(e.value.response.body)["status"] == 401
 
@@ -209,7 +211,7 @@ def test_development_mode(sidecar) -> None:
     # Identity headers from a client are not believed without a secret.
     r = car.request("GET", "/whoami", signed=False, headers={"X-PB-Auth-Id": USER[0], "Authorization": "tok"})
     body = r.json()
-    assert body["id"] == "" and body["authenticated"] is False and body["has_token"] is True
+    assert body["id"] == "" and body["authenticated"] is False and body["has_token"] is False, "a guest has no token"
 
 
 def test_development_user(sidecar) -> None:
@@ -217,6 +219,30 @@ def test_development_user(sidecar) -> None:
     assert "every request is users/devuser0000001" in car.output()
     body = car.request("GET", "/whoami", signed=False).json()
     assert body["id"] == "devuser0000001" and body["state_user_id"] == "devuser0000001"
+
+
+def test_starlette_request_user_and_requires(sidecar) -> None:
+    car = sidecar()
+    r = car.request("GET", "/starlette", user=USER)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"user": f"users/{USER[0]}", "scopes": ["authenticated", "collection:users"]}
+    assert car.request("GET", "/starlette").status_code == 403, "requires('authenticated') must refuse a guest"
+    assert car.request("GET", "/admin", user=USER).status_code == 403
+    admin = car.request("GET", "/admin", user=("s9u8p7e6r5u4s3r", "_superusers"))
+    assert admin.status_code == 200 and admin.json() == {"user": "_superusers/s9u8p7e6r5u4s3r"}
+
+
+def test_development_user_from_pocketbase(sidecar, pocketbase) -> None:
+    token, uid = pocketbase.create_user()
+    car = sidecar(
+        {"PORT": str(free_port()), "PROCESSMAN_DEV_USER": "pocketbase", "PB_URL": pocketbase.url}, gateway=False
+    )
+    assert "the owner of its token" in car.output()
+    body = car.request("GET", "/whoami", signed=False, headers={"Authorization": token}).json()
+    assert (body["id"], body["collection"], body["has_token"]) == (uid, "users", True)
+    forged = car.request("GET", "/whoami", signed=False, headers={"Authorization": token[:-4] + "AAAA"}).json()
+    assert forged["id"] == "", "a token PocketBase refuses is a guest"
+    assert car.request("GET", "/whoami", signed=False).json()["id"] == ""
 
 
 def test_secret_is_never_printed(sidecar) -> None:

@@ -18,19 +18,53 @@ and checks every request's identity proof; :func:`current_user` (or
 :class:`AsyncPocketBase` call PocketBase as that caller.
 """
 
-from .client import AsyncCollection, AsyncPocketBase, Collection, ListResult, PocketBase, PocketBaseError, Record
+from .client import (
+    AsyncCollection,
+    AsyncPocketBase,
+    Collection,
+    ListResult,
+    PocketBase,
+    PocketBaseError,
+    Record,
+    user_from_token,
+)
 from .db import connect_readonly
-from .env import Environment
-from .identity import GUEST, IdentityError, User, canonical, sign, signed_headers, verify
-from .middleware import IdentityMiddleware, current_user
+from .env import DEFAULT_DEV_PORT, DEFAULT_SHUTDOWN_TIMEOUT, Environment
+from .identity import (
+    GUEST,
+    HEADER_AUTH_COLLECTION,
+    HEADER_AUTH_ID,
+    HEADER_AUTH_SUPERUSER,
+    HEADER_GATEWAY_PROOF,
+    HEADER_GATEWAY_TIME,
+    MAX_SKEW_SECONDS,
+    IdentityError,
+    User,
+    canonical,
+    canonical_string,
+    sign,
+    sign_headers,
+    signed_headers,
+    verify,
+)
+from .middleware import DevUser, IdentityMiddleware, current_user
 from .serve import serve
 
 __all__ = [
+    "DEFAULT_DEV_PORT",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "GUEST",
+    "HEADER_AUTH_COLLECTION",
+    "HEADER_AUTH_ID",
+    "HEADER_AUTH_SUPERUSER",
+    "HEADER_GATEWAY_PROOF",
+    "HEADER_GATEWAY_TIME",
+    "MAX_SKEW_SECONDS",
     "AsyncCollection",
     "AsyncPocketBase",
     "Collection",
+    "DevUser",
     "Environment",
-    "GUEST",
     "IdentityError",
     "IdentityMiddleware",
     "ListResult",
@@ -39,10 +73,13 @@ __all__ = [
     "Record",
     "User",
     "canonical",
+    "canonical_string",
     "connect_readonly",
     "current_user",
     "serve",
     "sign",
+    "sign_headers",
     "signed_headers",
+    "user_from_token",
     "verify",
 ]

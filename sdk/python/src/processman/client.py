@@ -14,6 +14,8 @@ the user who called it could.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +26,16 @@ import httpx
 from .env import Environment
 from .identity import User
 
-__all__ = ["PocketBase", "AsyncPocketBase", "Collection", "AsyncCollection", "ListResult", "PocketBaseError", "Record"]
+__all__ = [
+    "AsyncCollection",
+    "AsyncPocketBase",
+    "Collection",
+    "ListResult",
+    "PocketBase",
+    "PocketBaseError",
+    "Record",
+    "user_from_token",
+]
 
 Record = dict[str, Any]
 """A record as PocketBase returns it (``id``, ``collectionName``, fields...)."""
@@ -291,3 +302,41 @@ class AsyncCollection:
 
     async def delete(self, id: str) -> None:
         await self.client.send("DELETE", _records_path(self.name, id))
+
+
+SUPERUSERS = "_superusers"
+
+
+async def user_from_token(token: str, *, url: str | None = None) -> User | None:
+    """The caller a PocketBase token belongs to, as PocketBase at ``url``
+    (default ``PB_URL``) confirms it with an auth-refresh; None when
+    PocketBase refuses the token. For development without the gateway
+    (``PROCESSMAN_DEV_USER=pocketbase``); raises :class:`PocketBaseError`
+    when PocketBase cannot be reached."""
+    collection_id = _token_claims(token).get("collectionId")
+    if not isinstance(collection_id, str) or not collection_id:
+        return None
+    async with AsyncPocketBase(url, token) as pb:
+        try:
+            body = await pb.send("POST", f"/api/collections/{quote(collection_id, safe='')}/auth-refresh")
+        except PocketBaseError as e:
+            if e.status in (400, 401, 403, 404):
+                return None
+            raise
+    record = body.get("record") if isinstance(body, dict) else None
+    if not isinstance(record, dict):
+        return None
+    collection = str(record.get("collectionName", ""))
+    return User(id=str(record.get("id", "")), collection=collection, superuser=collection == SUPERUSERS, token=token)
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, unverified (PocketBase verifies it on refresh)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Environment", "DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT"]
+__all__ = ["DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT", "Environment"]
 
 DEFAULT_DEV_PORT = 8000
 # Below processman's default kill_timeout (5 s), so open streams get the
@@ -42,8 +42,10 @@ class Environment:
     process_name: str = ""
     """``PB_PROCESS_NAME``: this process's name in ``pb_processes.json``."""
     dev_user: str = ""
-    """``PROCESSMAN_DEV_USER``: in development mode only, the identity every
-    request gets (``id`` or ``collection/id``); empty means guests."""
+    """``PROCESSMAN_DEV_USER``: in development mode only, who every request
+    is: ``guest`` (or empty), ``pocketbase`` (the owner of its token, asked of
+    PocketBase at ``PB_URL``), or ``collection/id`` (``id`` alone is in
+    ``users``)."""
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     """``PROCESSMAN_SHUTDOWN_TIMEOUT``: seconds open requests get to finish
     after SIGTERM."""

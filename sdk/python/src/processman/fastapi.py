@@ -20,7 +20,7 @@ from fastapi import HTTPException, Request
 
 from .identity import User
 
-__all__ = ["current_user", "require_user", "require_superuser"]
+__all__ = ["current_user", "require_superuser", "require_user"]
 
 
 def current_user(request: Request) -> User:

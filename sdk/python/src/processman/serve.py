@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -13,9 +14,10 @@ from typing import Any
 import uvicorn
 
 from .env import DEFAULT_DEV_PORT, Environment
-from .middleware import ASGIApp, IdentityMiddleware, parse_dev_user
+from .identity import User
+from .middleware import ASGIApp, DevUser, IdentityMiddleware, describe_dev_user, parse_dev_user
 
-__all__ = ["serve", "remove_stale_socket"]
+__all__ = ["remove_stale_socket", "serve"]
 
 _BIND_OPTIONS = ("uds", "fd", "host", "port")
 
@@ -25,6 +27,7 @@ def serve(
     *,
     identity: bool = True,
     allow_unsigned: Iterable[str] = (),
+    dev_user: DevUser | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Serves ``app`` (any ASGI app: FastAPI, Starlette, agno's
@@ -44,7 +47,8 @@ def serve(
     With ``identity`` (the default) the app is wrapped in
     :class:`~processman.IdentityMiddleware` (unless it is one already): under the gateway every request
     must carry a valid identity proof (else 401); in development (no
-    ``PB_GATEWAY_SECRET``) every request is a guest, or ``PROCESSMAN_DEV_USER``.
+    ``PB_GATEWAY_SECRET``) every request is ``dev_user`` (default
+    ``PROCESSMAN_DEV_USER``, else a guest; see :data:`~processman.DevUser`).
 
     On SIGTERM it stops accepting connections and gives open requests and
     streams ``timeout_graceful_shutdown`` seconds (default
@@ -53,12 +57,15 @@ def serve(
     Other ``uvicorn_options`` go to ``uvicorn.Config`` as they are.
     """
     env = Environment.load()
+    dev = parse_dev_user(env.dev_user if dev_user is None else dev_user)
+    if dev == "pocketbase" and not env.behind_gateway and not env.pb_url:
+        raise ValueError(
+            'dev_user "pocketbase" asks PocketBase who a token belongs to; set PB_URL (e.g. http://127.0.0.1:8090)'
+        )
     if identity and not isinstance(app, IdentityMiddleware):
         if isinstance(app, str):
             raise TypeError("serve(): pass the app object, not an import string, when identity=True")
-        app = IdentityMiddleware(
-            app, secret=env.gateway_secret, dev_user=parse_dev_user(env.dev_user), allow_unsigned=allow_unsigned
-        )
+        app = IdentityMiddleware(app, secret=env.gateway_secret, dev_user=dev, allow_unsigned=allow_unsigned)
     options: dict[str, Any] = {"timeout_graceful_shutdown": env.shutdown_timeout}
     if not any(key in uvicorn_options for key in _BIND_OPTIONS):
         options.update(_bind(env))
@@ -70,7 +77,7 @@ def serve(
     if options.get("uds"):
         remove_stale_socket(options["uds"])
 
-    _banner(env, identity)
+    _banner(env, identity, dev)
     server = _Server(uvicorn.Config(app, **options))
     server.run()
     if not server.started:
@@ -107,21 +114,18 @@ def remove_stale_socket(path: str) -> None:
         raise RuntimeError(f"another process is listening on {path}; stop it first")
     finally:
         probe.close()
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
-def _banner(env: Environment, identity: bool) -> None:
+def _banner(env: Environment, identity: bool, dev: User | str) -> None:
     if not identity:
         _say("identity checks are off (serve(identity=False)): the app must verify requests itself")
     elif not env.behind_gateway:
-        user = parse_dev_user(env.dev_user)
-        who = f"{user.collection}/{user.id}" if user else "a guest"
         _say(
             "development mode: PB_GATEWAY_SECRET is not set, so identity headers are ignored "
-            f"and every request is {who} (set PROCESSMAN_DEV_USER=collection/id to act as a user)"
+            f"and every request is {describe_dev_user(dev, env.pb_url)} "
+            "(set PROCESSMAN_DEV_USER to collection/id or pocketbase to act as a user)"
         )
 
 

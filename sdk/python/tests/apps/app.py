@@ -3,6 +3,9 @@
 GET  /whoami          the caller as the app sees it: request.state.user,
                       request.state.user_id, processman.current_user() and
                       the FastAPI dependency
+GET  /starlette       request.user and request.auth, behind Starlette's
+                      @requires("authenticated")
+GET  /admin           @requires("superuser")
 GET  /me              require_user: 401 for a guest
 GET  /health          answers {"ok": true}
 GET  /sse?n=5&gap=0.2 text/event-stream, `data: <i>` every gap seconds
@@ -18,6 +21,7 @@ import itertools
 
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import StreamingResponse
+from starlette.authentication import requires
 
 import processman
 from processman.fastapi import current_user, require_user
@@ -32,12 +36,24 @@ async def whoami(request: Request, user: processman.User = Depends(current_user)
         "id": user.id,
         "collection": user.collection,
         "superuser": user.superuser,
-        "has_token": user.token is not None,
+        "has_token": bool(user.token),
         "state_user_id": getattr(request.state, "user_id", None),
         "authenticated": getattr(request.state, "authenticated", False),
         "contextvar_id": ctx.id,
         "path": request.url.path,
     }
+
+
+@app.get("/starlette")
+@requires("authenticated")
+async def starlette_user(request: Request) -> dict:
+    return {"user": request.user.display_name, "scopes": request.auth.scopes}
+
+
+@app.get("/admin")
+@requires("superuser")
+async def admin(request: Request) -> dict:
+    return {"user": request.user.display_name}
 
 
 @app.get("/me")

@@ -6,9 +6,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from app import app  # noqa: E402
+from app import app
 
-import processman  # noqa: E402
+import processman
 
 allow = [p for p in os.environ.get("SERVE_ALLOW_UNSIGNED", "").split(",") if p]
 processman.serve(app, allow_unsigned=allow, root_path=os.environ.get("SERVE_ROOT_PATH", ""), log_level="warning")

@@ -83,17 +83,40 @@ func eventTypes(ev supervisor.Event) []string {
 	return types
 }
 
-// dispatchEvents triggers the hooks of app's process events for every
-// change until the subscription ends; it returns once the events received
-// before then are handled.
-func dispatchEvents(app core.App, events *hook.Hook[*ProcessEvent], changes <-chan supervisor.Event) {
-	for ev := range changes {
-		for _, typ := range eventTypes(ev) {
-			e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
-			if err := events.Trigger(e); err != nil {
-				app.Logger().Error("processman: process event handler failed",
-					"process", e.Name, "event", typ, "error", err.Error())
+// dispatcher triggers the hooks of process events for every change of
+// one manager's processes, on a goroutine of its own, in order.
+type dispatcher struct {
+	app  core.App
+	stop func()        // ends the subscription
+	done chan struct{} // closed when the hooks have seen every event
+}
+
+// dispatch starts triggering events for the changes of manager.
+func dispatch(app core.App, events *hook.Hook[*ProcessEvent], manager *supervisor.Manager) *dispatcher {
+	changes, stop := manager.Subscribe(eventQueue)
+	d := &dispatcher{app: app, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		for ev := range changes {
+			for _, typ := range eventTypes(ev) {
+				e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
+				if err := events.Trigger(e); err != nil {
+					app.Logger().Error("processman: process event handler failed",
+						"process", e.Name, "event", typ, "error", err.Error())
+				}
 			}
 		}
+	}()
+	return d
+}
+
+// close ends the subscription and waits, up to eventDrainTimeout, until
+// the hooks have seen the events before it: the last exits at shutdown.
+func (d *dispatcher) close() {
+	d.stop()
+	select {
+	case <-d.done:
+	case <-time.After(eventDrainTimeout):
+		d.app.Logger().Warn("processman: process event handlers still busy at shutdown; not waiting for them")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
@@ -30,8 +29,7 @@ type run struct {
 	routed map[string]*routeEnv
 
 	cancelChecks context.CancelFunc // ends the processes' health checks
-	stopEvents   func()             // ends the hooks' subscription
-	eventsDone   chan struct{}      // closed when the hooks have seen every event
+	events       *dispatcher        // the hooks of process events
 
 	mu         sync.Mutex // held by start and close, so that they never overlap
 	closed     bool
@@ -60,12 +58,7 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
 	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks}
-	changes, stopEvents := r.manager.Subscribe(eventQueue)
-	r.stopEvents, r.eventsDone = stopEvents, make(chan struct{})
-	go func() {
-		defer close(r.eventsDone)
-		dispatchEvents(app, events, changes)
-	}()
+	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
 	r.routed = mountRoutes(e, routes, r.manager, procs, errs, app.Logger())
@@ -133,13 +126,7 @@ func (r *run) close(ctx context.Context) {
 	if err := r.manager.Shutdown(ctx); err != nil {
 		r.app.Logger().Error("processman: shutdown", "error", err.Error())
 	}
-	// The hooks see the last exits before PocketBase goes.
-	r.stopEvents()
-	select {
-	case <-r.eventsDone:
-	case <-time.After(eventDrainTimeout):
-		r.app.Logger().Warn("processman: process event handlers still busy at shutdown; not waiting for them")
-	}
+	r.events.close() // the hooks see the last exits before PocketBase goes
 	r.processes.closeOutputs()
 	if err := r.routes.Close(); err != nil {
 		r.app.Logger().Warn("processman: cannot remove the socket directory", "error", err.Error())

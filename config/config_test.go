@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -610,6 +609,7 @@ func minimal(name, dir string) config.Process {
 		Name:            name,
 		Script:          "app.py",
 		Cwd:             dir,
+		Instances:       1,
 		Restart:         config.RestartAlways,
 		MaxRestarts:     config.DefaultMaxRestarts,
 		MinUptime:       config.Duration(config.DefaultMinUptime),
@@ -691,7 +691,7 @@ func TestLoadValid(t *testing.T) {
 			}`,
 			want: func(dir string) config.Process {
 				return config.Process{
-					Name: "agent", Script: "agent.py", Args: []string{"--port", "8000"}, Cwd: filepath.Join(dir, "svc"),
+					Name: "agent", Script: "agent.py", Args: []string{"--port", "8000"}, Cwd: filepath.Join(dir, "svc"), Instances: 1,
 					Interpreter: "python3.12", InterpreterArgs: []string{"-X", "dev"},
 					Env: map[string]string{"PORT": "8000"}, EnvFile: ".env",
 					Restart: config.RestartOnFailure, MaxRestarts: -1, MinUptime: config.Duration(90 * time.Second),
@@ -1133,49 +1133,6 @@ func TestCheckGoProcesses(t *testing.T) {
 					}
 					t.Errorf("%s: Hint = %q, want it to contain %q", w.path, e.Hint, w.hint)
 				}
-			}
-		})
-	}
-}
-
-func TestParseSignal(t *testing.T) {
-	tests := []struct {
-		name string
-		want syscall.Signal
-	}{
-		{"SIGTERM", syscall.SIGTERM},
-		{"TERM", syscall.SIGTERM},
-		{"sigterm", syscall.SIGTERM},
-		{"term", syscall.SIGTERM},
-		{"", syscall.SIGTERM}, // the default
-		{"SigInt", syscall.SIGINT},
-		{"INT", syscall.SIGINT},
-		{"SIGQUIT", syscall.SIGQUIT},
-		{"hup", syscall.SIGHUP},
-		{"SIGUSR1", syscall.SIGUSR1},
-		{"usr2", syscall.SIGUSR2},
-		{"SIGKILL", syscall.SIGKILL},
-	}
-	for _, tc := range tests {
-		t.Run("valid "+tc.name, func(t *testing.T) {
-			got, err := config.ParseSignal(tc.name)
-			if err != nil || got != tc.want {
-				t.Errorf("ParseSignal(%q) = %v, %v; want %v", tc.name, got, err, tc.want)
-			}
-			got, err = config.Process{KillSignal: tc.name}.Signal()
-			if err != nil || got != tc.want {
-				t.Errorf("Process.Signal() with %q = %v, %v; want %v", tc.name, got, err, tc.want)
-			}
-		})
-	}
-	for _, name := range []string{"SIGSTOP", "FOO", "SIG", "15", "SIGTERM ", "SIGSIGTERM"} {
-		t.Run("invalid "+name, func(t *testing.T) {
-			sig, err := config.ParseSignal(name)
-			if err == nil {
-				t.Fatalf("ParseSignal(%q) = %v, want an error", name, sig)
-			}
-			if !strings.Contains(err.Error(), strconvQuote(name)) || !strings.Contains(err.Error(), "SIGTERM") {
-				t.Errorf("error %q should quote the name and list the valid signals", err)
 			}
 		})
 	}

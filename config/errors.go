@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -79,6 +81,13 @@ func (es Errors) ForIndex(i int) Errors {
 	return out
 }
 
+// FileLevel returns the errors that are not about one entry: a file that
+// cannot be read, is not JSON, or is not processes. With any, the file
+// cannot be used at all.
+func (es Errors) FileLevel() Errors {
+	return es.ForIndex(-1)
+}
+
 // sorted orders errors by position in the file.
 func (es Errors) sorted() Errors {
 	sort.SliceStable(es, func(i, j int) bool {
@@ -99,16 +108,46 @@ func (es Errors) OrNil() error {
 	return es
 }
 
+// fieldAliases are the names other process managers (PM2, supervisord,
+// process-compose, docker compose, systemd) give to processman's fields.
+var fieldAliases = map[string]string{
+	"environment": "env", "env_vars": "env", "envs": "env", "variables": "env",
+	"command": "script", "cmd": "script", "exec": "script", "program": "script", "entrypoint": "script",
+	"working_dir": "cwd", "workdir": "cwd", "working_directory": "cwd", "directory": "cwd", "dir": "cwd",
+	"autorestart": "restart", "restart_policy": "restart", "availability": "restart",
+	"stopsignal": "kill_signal", "stop_signal": "kill_signal", "killsignal": "kill_signal",
+	"stopwaitsecs": "kill_timeout", "stop_timeout": "kill_timeout", "stop_grace_period": "kill_timeout",
+	"node_args": "interpreter_args", "interpreter_options": "interpreter_args",
+	"replicas": "instances", "numprocs": "instances", "instance": "instances",
+	"logfile": "log_file", "out_file": "log_file", "stdout_logfile": "log_file",
+	"healthcheck": "health", "readiness_probe": "health", "liveness_probe": "health",
+	"dotenv": "env_file", "env_files": "env_file", "environment_file": "env_file",
+}
+
 // suggest returns the known word closest to word, if it is close enough
-// to be a likely typo.
-func suggest(word string, known []string) string {
+// to be a likely typo, and the name it was taken for when word is (close
+// to) another tool's name of a known field: "enviroment" is "env".
+func suggest(word string, known []string) (field, alias string) {
 	best, bestDist := "", len(word)/2+2
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(word), k); d < bestDist {
-			best, bestDist = k, d
+	lower := strings.ToLower(word)
+	consider := func(candidate, meaning string, within int) {
+		if d := editDistance(lower, candidate); d < bestDist && d <= within {
+			best, bestDist, field = candidate, d, meaning
 		}
 	}
-	return best
+	for _, k := range known {
+		consider(k, k, bestDist)
+	}
+	// Another tool's name is taken only when written (nearly) as it is.
+	for _, other := range slices.Sorted(maps.Keys(fieldAliases)) {
+		if k := fieldAliases[other]; slices.Contains(known, k) {
+			consider(other, k, max(1, len(other)/4))
+		}
+	}
+	if field != best {
+		alias = best
+	}
+	return field, alias
 }
 
 func editDistance(a, b string) int {

@@ -29,6 +29,10 @@ type File struct {
 	// Entries that have errors are included as far as they decoded, so
 	// that a caller can show them as errored; Errors.ForIndex tells them.
 	Processes []Process
+	// Notes say what was made of valid entries where the file could be
+	// read two ways, such as a script found relative to the config file
+	// rather than to cwd. They are not errors.
+	Notes Errors
 }
 
 // Load reads and validates a config file. A missing file is reported as
@@ -43,7 +47,8 @@ func Load(path string) (*File, error) {
 }
 
 // Parse validates data as the contents of the config file at path (used
-// to resolve relative directories and in messages). Every problem is
+// to resolve relative directories and in messages): a list of processes,
+// or an object {"processes": [...]}, which mean the same. Every problem is
 // reported, each with its JSON path and a hint: syntax errors (with
 // line:column), unknown fields, wrong types, invalid or duplicate names,
 // missing script, and directories or env files that do not exist.
@@ -59,6 +64,28 @@ func Parse(data []byte, path string) (*File, error) {
 		return nil, Errors{{File: path, Index: -1, Message: err.Error()}}
 	}
 
+	// A bare list of processes means the same as {"processes": [...]}: it
+	// is validated as that object, and its errors' paths then say where
+	// they are in the list.
+	var entries []json.RawMessage
+	list := false
+	switch top := inst.(type) {
+	case []any:
+		list = true
+		inst = map[string]any{"processes": top}
+		_ = json.Unmarshal(data, &entries)
+	case map[string]any:
+		var doc struct {
+			Processes []json.RawMessage `json:"processes"`
+		}
+		_ = json.Unmarshal(data, &doc) // shape checked by the schema below
+		entries = doc.Processes
+	default:
+		return file, Errors{{File: path, Path: "/", Index: -1,
+			Message: fmt.Sprintf("expected a list of processes or an object, got %s", quoteAny(top)),
+			Hint:    `write [{"name": "...", "script": "..."}] or {"processes": [...]}`}}
+	}
+
 	schema, _ := loadSchema()
 	var errs Errors
 	var verr *jsonschema.ValidationError
@@ -67,14 +94,13 @@ func Parse(data []byte, path string) (*File, error) {
 	}
 
 	// Decode entry by entry, so that one bad entry does not hide the rest.
-	var doc struct {
-		Processes []json.RawMessage `json:"processes"`
-	}
-	_ = json.Unmarshal(data, &doc) // shape already checked by the schema
-	for i, raw := range doc.Processes {
+	for i, raw := range entries {
 		p, fieldErrs := decodeEntry(raw, i, path, errs)
 		errs = append(errs, fieldErrs...)
 		p.Cwd = resolveDir(baseDir, p.Cwd)
+		if note := findScript(&p, baseDir); note != "" {
+			file.Notes = append(file.Notes, Error{File: path, Path: fmt.Sprintf("/processes/%d/script", i), Index: i, Process: p.Name, Message: note})
+		}
 		file.Processes = append(file.Processes, p)
 	}
 	for i := range errs {
@@ -84,10 +110,55 @@ func Parse(data []byte, path string) (*File, error) {
 	}
 
 	errs = append(errs, Check(file.Processes, path)...)
+	if list {
+		listPaths(errs)
+		listPaths(file.Notes)
+	}
 	if len(errs) > 0 {
 		return file, errs.sorted()
 	}
 	return file, nil
+}
+
+// listPaths turns the JSON paths of the object form into those of a bare
+// list, "/processes/0/name" into "/0/name", in the errors' paths and in
+// their messages, which name other entries by path.
+func listPaths(es Errors) {
+	for i := range es {
+		es[i].Path = strings.TrimPrefix(es[i].Path, "/processes")
+		if es[i].Path == "" {
+			es[i].Path = "/"
+		}
+		es[i].Message = strings.ReplaceAll(es[i].Message, "/processes/", "/")
+	}
+}
+
+// findScript takes a relative script path that is not under cwd but is
+// under the config file's directory from there (`"script":
+// "./agent/main.py", "cwd": "./agent"` means agent/main.py), and says so.
+// Bare command names, looked up on PATH, are left alone.
+func findScript(p *Process, baseDir string) string {
+	script := p.Script
+	if script == "" || filepath.IsAbs(script) || p.Cwd == "" || filepath.Clean(p.Cwd) == filepath.Clean(baseDir) {
+		return ""
+	}
+	if !strings.ContainsRune(script, '/') && ScriptRuntime(script) == "" {
+		return ""
+	}
+	if fileExists(filepath.Join(p.Cwd, script)) {
+		return ""
+	}
+	fromFile := filepath.Join(baseDir, script)
+	if !fileExists(fromFile) {
+		return ""
+	}
+	p.Script = fromFile
+	return fmt.Sprintf("script %q is not under cwd %s; using %s, relative to the config file", script, p.Cwd, fromFile)
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }
 
 // decodeEntry decodes one process entry field by field, so that a bad
@@ -175,6 +246,9 @@ func Check(processes []Process, file string) Errors {
 		if file == "" {
 			errs = append(errs, checkGoValues(p, add)...)
 		}
+		if p.Instances > 1 {
+			add("instances", fmt.Sprintf("instances %d: this version runs one copy of a process", p.Instances), `write "instances": 1, or leave it out`)
+		}
 		checkRoute(p, add, file != "")
 	}
 	errs = append(errs, checkRouteCollisions(processes, file)...)
@@ -221,6 +295,10 @@ func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
 	}
 	if p.Listen != "" && p.Listen != ListenUnix && p.Listen != ListenTCP {
 		add("listen", fmt.Sprintf("unknown listen %q", p.Listen), fieldHint("listen"))
+	}
+	if _, set := p.Env["PORT"]; set && p.Listen == ListenTCP {
+		add("env/PORT", `PORT is set in env, but a routed process with listen "tcp" listens on the port processman picks and gives it in PORT`,
+			`remove PORT from env: the gateway forwards the route to the port it gave; to choose the port yourself, drop "route" and call the process at its own address`)
 	}
 	if l := p.LogRequests; l != "" && l != "all" && l != "errors" && l != "none" {
 		add("log_requests", fmt.Sprintf("unknown log_requests %q", l), fieldHint("log_requests"))
@@ -357,7 +435,9 @@ func describe(v *jsonschema.ValidationError, file string, inst any) Errors {
 			u := e
 			u.Path = pointer(append(slices.Clone(loc), prop))
 			u.Message = fmt.Sprintf("unknown field %q", prop)
-			if s := suggest(prop, known); s != "" {
+			if s, alias := suggest(prop, known); alias != "" {
+				u.Hint = fmt.Sprintf("did you mean %q? (what is %q elsewhere is %q here)", s, alias, s)
+			} else if s != "" {
 				u.Hint = fmt.Sprintf("did you mean %q?", s)
 			} else {
 				u.Hint = "remove it; the known fields are listed in docs/config.md"
@@ -384,9 +464,6 @@ func describe(v *jsonschema.ValidationError, file string, inst any) Errors {
 		e.Hint = fieldHint(field)
 		if len(loc) == 1 && loc[0] == "processes" {
 			e.Hint = `write {"processes": [{"name": "...", "script": "..."}]}`
-		}
-		if e.Hint == "" && len(loc) == 0 {
-			e.Hint = `the file must be an object: {"processes": [...]}`
 		}
 		if e.Hint == "" {
 			e.Hint = "write a " + strings.Join(k.Want, " or a ")

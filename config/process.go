@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,8 +33,33 @@ const (
 // under /api/pm.
 var ReservedNames = []string{"list", "events", "openapi.json"}
 
-// InterpreterNone runs the script directly, without an interpreter.
-const InterpreterNone = "none"
+// scriptRuntimes maps script extensions to what runs them
+// (docs/config.md#launch).
+var scriptRuntimes = map[string]string{
+	".py":  "python",
+	".js":  "node",
+	".mjs": "node",
+	".cjs": "node",
+	".ts":  "tsx",
+	".mts": "tsx",
+	".cts": "tsx",
+	".sh":  "bash",
+}
+
+// ScriptRuntime names what runs a script by its extension: "python",
+// "node", "tsx" or "bash"; "" for a program that runs by itself.
+func ScriptRuntime(script string) string {
+	return scriptRuntimes[strings.ToLower(filepath.Ext(script))]
+}
+
+// Interpreter values with a meaning of their own.
+const (
+	// InterpreterAuto picks the interpreter by the script's extension, as
+	// an empty Interpreter does.
+	InterpreterAuto = "auto"
+	// InterpreterNone runs the script directly, without an interpreter.
+	InterpreterNone = "none"
+)
 
 // Defaults applied by [Process.WithDefaults] to zero-valued fields.
 const (
@@ -70,8 +96,12 @@ type Process struct {
 	// directory containing pb_data.
 	Cwd string `json:"cwd,omitempty"`
 
-	// Interpreter runs the script; empty picks one from the script's
-	// extension; InterpreterNone ("none") runs the script directly.
+	// Instances is how many copies of the process run. Default 1.
+	Instances int `json:"instances,omitempty"`
+
+	// Interpreter runs the script; empty or InterpreterAuto ("auto")
+	// picks one from the script's extension; InterpreterNone ("none")
+	// runs the script directly.
 	Interpreter string `json:"interpreter,omitempty"`
 
 	// InterpreterArgs are passed to the interpreter before the script.
@@ -171,6 +201,12 @@ type Process struct {
 // WithDefaults returns a copy of p whose zero-valued fields hold their
 // defaults. A negative duration is an explicit zero and becomes zero.
 func (p Process) WithDefaults() Process {
+	if p.Instances == 0 {
+		p.Instances = 1
+	}
+	if p.Interpreter == InterpreterAuto {
+		p.Interpreter = ""
+	}
 	if p.Restart == "" {
 		p.Restart = DefaultRestart
 	}

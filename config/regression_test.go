@@ -96,7 +96,7 @@ func TestRegressionEmptyHints(t *testing.T) {
 		{"string for disabled", `{"processes": [{"name": "api", "script": "a.py", "disabled": "yes"}]}`, "/processes/0/disabled"},
 		{"string for backoff_factor", `{"processes": [{"name": "api", "script": "a.py", "backoff_factor": "2"}]}`, "/processes/0/backoff_factor"},
 		{"object for processes", `{"processes": {"api": {"script": "a.py"}}}`, "/processes"},
-		{"list for the file", `[{"name": "api", "script": "a.py"}]`, "/"},
+		{"string for the file", `"api"`, "/"},
 		{"duration out of range", `{"processes": [{"name": "api", "script": "a.py", "min_uptime": "9999999999h"}]}`, "/processes/0/min_uptime"},
 	}
 	for _, tc := range tests {

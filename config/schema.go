@@ -49,7 +49,9 @@ var loadSchema = sync.OnceValues(func() (*jsonschema.Schema, *schemaDoc) {
 	if err := c.AddResource(schemaURL, doc); err != nil {
 		panic("processman: embedded schema: " + err.Error())
 	}
-	compiled, err := c.Compile(schemaURL)
+	// Files are validated as the object form; a bare list is wrapped
+	// into one first (see Parse).
+	compiled, err := c.Compile(schemaURL + "#/$defs/file")
 	if err != nil {
 		panic("processman: embedded schema does not compile: " + err.Error())
 	}

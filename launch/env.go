@@ -86,6 +86,11 @@ func Environment(p config.Process, baseEnv []string, inject map[string]string) (
 		if err != nil {
 			return nil, nil, fmt.Errorf("process %q: env_file %s: %w", p.Name, path, err)
 		}
+		if _, routedPort := inject["PORT"]; routedPort {
+			if _, set := values["PORT"]; set {
+				return nil, nil, fmt.Errorf(`process %q: env_file %s sets PORT, but a routed process with listen "tcp" listens on the port processman gives it in PORT; remove PORT from the file`, p.Name, path)
+			}
+		}
 		fileKeys = sortedKeys(values)
 		for _, k := range fileKeys {
 			env.Set(k, values[k])

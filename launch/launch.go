@@ -37,23 +37,15 @@ type Command struct {
 	// EnvFileKeys lists the variables that came from env_file; their
 	// values are treated as secrets wherever the environment is shown.
 	EnvFileKeys []string
+	// Warnings are things about the command that work but are likely not
+	// what was meant, each with what to do (a Python project without its
+	// virtualenv).
+	Warnings []string
 }
 
 // String is the command line, for logs.
 func (c *Command) String() string {
 	return strings.Join(c.Args, " ")
-}
-
-// runtimes maps script extensions to what runs them.
-var runtimes = map[string]string{
-	".py":  "python",
-	".js":  "node",
-	".mjs": "node",
-	".cjs": "node",
-	".ts":  "tsx",
-	".mts": "tsx",
-	".cts": "tsx",
-	".sh":  "bash",
 }
 
 // interpreterCommands are the commands looked up for each runtime.
@@ -90,9 +82,13 @@ func Resolve(p config.Process, baseEnv []string, inject map[string]string) (*Com
 	cmd.Env = env.List()
 	look := lookup{cwd: p.Cwd, venv: cmd.Venv, path: env.Get("PATH")}
 
-	runtime := runtimes[strings.ToLower(filepath.Ext(p.Script))]
+	interpreter := p.Interpreter
+	if interpreter == config.InterpreterAuto {
+		interpreter = ""
+	}
+	runtime := config.ScriptRuntime(p.Script)
 	switch {
-	case p.Interpreter == config.InterpreterNone || (runtime == "" && p.Interpreter == ""):
+	case interpreter == config.InterpreterNone || (runtime == "" && interpreter == ""):
 		cmd.Runtime = "exec"
 		path, err := look.program(p.Script)
 		if err != nil {
@@ -100,10 +96,11 @@ func Resolve(p config.Process, baseEnv []string, inject map[string]string) (*Com
 		}
 		cmd.Path = path
 		cmd.Args = append([]string{p.Script}, p.Args...)
+		cmd.Warnings = venvWarnings(cmd, programRuntime(p.Script))
 		return cmd, nil
-	case p.Interpreter != "":
-		cmd.Runtime = runtimeOf(p.Interpreter, runtime)
-		path, err := look.program(p.Interpreter)
+	case interpreter != "":
+		cmd.Runtime = runtimeOf(interpreter, runtime)
+		path, err := look.program(interpreter)
 		if err != nil {
 			return nil, fmt.Errorf("process %q: interpreter: %w", p.Name, err)
 		}
@@ -127,6 +124,9 @@ func Resolve(p config.Process, baseEnv []string, inject map[string]string) (*Com
 	cmd.Args = append([]string{cmd.Path}, p.InterpreterArgs...)
 	cmd.Args = append(cmd.Args, p.Script)
 	cmd.Args = append(cmd.Args, p.Args...)
+	if interpreter == "" { // an interpreter given by name is taken as meant
+		cmd.Warnings = venvWarnings(cmd, cmd.Runtime)
+	}
 	return cmd, nil
 }
 
@@ -147,48 +147,4 @@ func runtimeOf(interpreter, fallback string) string {
 		return fallback
 	}
 	return "exec"
-}
-
-// findVenv returns the virtualenv to use: VIRTUAL_ENV set by the
-// process's own env or env_file, else cwd/.venv, cwd/venv, else the
-// VIRTUAL_ENV inherited from PocketBase.
-func findVenv(cwd string, env *Env) string {
-	if v := env.Get("VIRTUAL_ENV"); v != "" && env.IsOwn("VIRTUAL_ENV") {
-		if !filepath.IsAbs(v) {
-			v = filepath.Join(cwd, v)
-		}
-		if isVenv(v) {
-			return v
-		}
-	}
-	for _, name := range []string{".venv", "venv"} {
-		if dir := filepath.Join(cwd, name); isVenv(dir) {
-			return dir
-		}
-	}
-	if v := env.Get("VIRTUAL_ENV"); v != "" && isVenv(v) {
-		return v
-	}
-	return ""
-}
-
-func isVenv(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "pyvenv.cfg"))
-	if err != nil {
-		_, err = os.Stat(filepath.Join(dir, "bin", "python"))
-	}
-	return err == nil
-}
-
-// activate does what a venv's activate script does to the environment.
-func activate(env *Env, venv string) {
-	env.Set("VIRTUAL_ENV", venv)
-	bin := filepath.Join(venv, "bin")
-	path := env.Get("PATH")
-	if path == "" {
-		env.Set("PATH", bin)
-	} else if path != bin && !strings.HasPrefix(path, bin+string(os.PathListSeparator)) {
-		env.Set("PATH", bin+string(os.PathListSeparator)+path)
-	}
-	env.Unset("PYTHONHOME")
 }

@@ -2,8 +2,8 @@ package launch
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -18,7 +18,7 @@ type lookup struct {
 func (l lookup) dirs() []string {
 	var dirs []string
 	if l.venv != "" {
-		dirs = append(dirs, filepath.Join(l.venv, "bin"))
+		dirs = append(dirs, venvBin(l.venv))
 	}
 	dirs = append(dirs, filepath.Join(l.cwd, "node_modules", ".bin"))
 	for _, d := range filepath.SplitList(l.path) {
@@ -47,20 +47,28 @@ func (l lookup) program(name string) (string, error) {
 		return path, nil
 	}
 	for _, dir := range l.dirs() {
-		path := filepath.Join(dir, name)
-		if executable(path) == nil {
-			return path, nil
+		for _, file := range programFiles(dir, name) {
+			path := filepath.Join(dir, file)
+			if executable(path) == nil {
+				return path, nil
+			}
 		}
 	}
 	return "", fmt.Errorf("command %q %w: looked in %s; install it or give its path", name, ErrNotFound, l.describe())
 }
 
-// interpreter finds the interpreter of a runtime.
+// interpreter finds the interpreter of a runtime: the first directory
+// that has one of its names wins, so a virtualenv's python comes before a
+// python3 on PATH (a Windows venv has python.exe and no python3).
 func (l lookup) interpreter(runtime string) (string, error) {
 	names := interpreterCommands[runtime]
-	for _, name := range names {
-		if path, err := l.program(name); err == nil {
-			return path, nil
+	for _, dir := range l.dirs() {
+		for _, name := range names {
+			for _, file := range programFiles(dir, name) {
+				if path := filepath.Join(dir, file); executable(path) == nil {
+					return path, nil
+				}
+			}
 		}
 	}
 	return "", fmt.Errorf("interpreter %s %w: looked in %s; %s", strings.Join(names, " or "), ErrNotFound, l.describe(), installHints[runtime])
@@ -69,22 +77,18 @@ func (l lookup) interpreter(runtime string) (string, error) {
 func (l lookup) describe() string {
 	var parts []string
 	if l.venv != "" {
-		parts = append(parts, filepath.Join(l.venv, "bin"))
+		parts = append(parts, venvBin(l.venv))
 	}
 	parts = append(parts, filepath.Join(l.cwd, "node_modules", ".bin"))
 	return strings.Join(parts, ", ") + " and PATH (" + l.path + ")"
 }
 
-func executable(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return ErrNotFound
+// programFiles are the file names that the program name may have in dir:
+// the name itself, and name.exe in a Windows virtualenv's Scripts (or any
+// directory on Windows, where programs end in .exe).
+func programFiles(dir, name string) []string {
+	if filepath.Ext(name) == "" && (runtime.GOOS == "windows" || filepath.Base(dir) == "Scripts") {
+		return []string{name, name + ".exe"}
 	}
-	if st.IsDir() {
-		return fmt.Errorf("is a directory")
-	}
-	if st.Mode()&0o111 == 0 {
-		return fmt.Errorf("is not executable (chmod +x it, or set \"interpreter\")")
-	}
-	return nil
+	return []string{name}
 }

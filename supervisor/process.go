@@ -311,9 +311,13 @@ func (p *Process) spawn() (*run, error) {
 		}
 	}
 	p.mu.Lock()
-	p.status.Command, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Runtime, cmdSpec.Venv
+	p.status.Command, p.status.Dir, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Dir, cmdSpec.Runtime, cmdSpec.Venv
+	p.status.Warnings = cmdSpec.Warnings
 	p.launched = cmdSpec
 	p.mu.Unlock()
+	for _, w := range cmdSpec.Warnings {
+		p.opts.Logger.Warn("processman: "+w, "process", p.cfg.Name)
+	}
 
 	stdoutR, stdoutW, err := outputPipe()
 	if err != nil {
@@ -444,6 +448,11 @@ func (p *Process) recordExit(r *run, exit Exit, d decision, policy *backoff) {
 	var crash *Crash
 	if !exit.Requested {
 		crash = &Crash{Exit: exit, LastLines: lastLinesOf(p.opts.Output, r.pid, CrashLines)}
+		texts := make([]string, len(crash.LastLines))
+		for i, l := range crash.LastLines {
+			texts[i] = l.Text
+		}
+		crash.Hint = launch.CrashHint(p.Launched(), texts)
 	}
 	p.transition(func(s *Status) {
 		s.Pid, s.StartedAt, s.Ready = 0, time.Time{}, false

@@ -59,6 +59,9 @@ type Crash struct {
 	// LastLines are the last lines of output (stdout and stderr) before
 	// the exit.
 	LastLines []logs.Line `json:"last_lines"`
+	// Hint says what to do when the output shows a known cause, such as
+	// a missing Python or Node module; empty otherwise.
+	Hint string `json:"hint,omitempty"`
 }
 
 // CrashLines is how many lines of output a crash record keeps.
@@ -91,10 +94,15 @@ type Status struct {
 	LastCrash *Crash `json:"last_crash,omitempty"`
 	// Command is the resolved command line of the current or last run.
 	Command []string `json:"command,omitempty"`
+	// Dir is the working directory of the current or last run.
+	Dir string `json:"dir,omitempty"`
 	// Runtime is "python", "node", "tsx", "bash" or "exec".
 	Runtime string `json:"runtime,omitempty"`
 	// Venv is the Python virtualenv in use, if any.
 	Venv string `json:"venv,omitempty"`
+	// Warnings are things about the current or last run's command that
+	// work but are likely not what was meant, each with what to do.
+	Warnings []string `json:"warnings,omitempty"`
 	// Logs counts the output lines and what the sinks skipped.
 	Logs logs.Stats `json:"logs"`
 }

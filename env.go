@@ -3,6 +3,7 @@ package processman
 import (
 	"maps"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,6 +43,7 @@ func newChildEnv(app core.App, cfg Config, pocketBaseURL string) childEnv {
 func (c childEnv) of(name string, route *routeEnv) []envVar {
 	vars := []envVar{
 		{"PB_URL", c.pocketBaseURL},
+		{"PB_PORT", urlPort(c.pocketBaseURL)},
 		{"PB_DATA_DIR", c.dataDir},
 		{"PB_PROCESS_NAME", name},
 	}
@@ -56,7 +58,7 @@ func (c childEnv) of(name string, route *routeEnv) []envVar {
 		vars = append(vars, envVar{"PB_SOCKET", route.target.Address})
 	} else {
 		_, port, _ := net.SplitHostPort(route.target.Address)
-		vars = append(vars, envVar{"PORT", port}, envVar{"PB_PORT", port})
+		vars = append(vars, envVar{"PORT", port})
 	}
 	return append(vars, envVar{"PB_ROUTE", route.prefix}, envVar{"PB_GATEWAY_SECRET", route.secret})
 }
@@ -83,6 +85,21 @@ func pocketBaseURL(cfg Config, e *core.ServeEvent) string {
 	return localURL(addr)
 }
 
+// urlPort is the port of a URL, the scheme's default when it has none.
+func urlPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	if port := u.Port(); port != "" {
+		return port
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
 // localURL turns a listen address into a URL reachable from this
 // machine: a wildcard or empty host becomes the loopback address.
 func localURL(addr string) string {
@@ -105,11 +122,22 @@ func localURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// sqliteEnv points children at PocketBase's SQLite database file.
+// sqliteEnv points children at PocketBase's SQLite database: DB_DSN, a
+// read-only file: URI that Python's sqlite3 (uri=True) and SQLite itself
+// open as it is, and PB_DB_PATH, the file.
 func sqliteEnv(app core.App) map[string]string {
+	path := filepath.Join(absPath(app.DataDir()), "data.db")
 	return map[string]string{
-		"PB_DB_PATH": filepath.Join(absPath(app.DataDir()), "data.db"),
+		"PB_DB_DRIVER": "sqlite",
+		"DB_DSN":       sqliteDSN(path),
+		"PB_DB_PATH":   path,
 	}
+}
+
+// sqliteDSN is the read-only SQLite URI of a database file:
+// file:///srv/pb_data/data.db?mode=ro, the path percent-escaped.
+func sqliteDSN(path string) string {
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: "mode=ro"}).String()
 }
 
 func absPath(path string) string {

@@ -35,17 +35,19 @@ func documentedVariables(t *testing.T) []string {
 
 func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
 	documented := documentedVariables(t)
-	env := childEnv{pocketBaseURL: "http://127.0.0.1:8090", dataDir: "/srv/pb_data", database: map[string]string{"PB_DB_PATH": "/srv/pb_data/data.db"}}
+	env := childEnv{pocketBaseURL: "http://127.0.0.1:8090", dataDir: "/srv/pb_data", database: map[string]string{
+		"PB_DB_DRIVER": "sqlite", "DB_DSN": "file:///srv/pb_data/data.db?mode=ro", "PB_DB_PATH": "/srv/pb_data/data.db"}}
 	cases := []struct {
 		name  string
 		route *routeEnv
 		want  map[string]string
 	}{
-		{"plain", nil, map[string]string{"PB_URL": "http://127.0.0.1:8090", "PB_PROCESS_NAME": "plain", "PYTHONUNBUFFERED": "1"}},
+		{"plain", nil, map[string]string{"PB_URL": "http://127.0.0.1:8090", "PB_PORT": "8090", "PB_PROCESS_NAME": "plain",
+			"DB_DSN": "file:///srv/pb_data/data.db?mode=ro", "PYTHONUNBUFFERED": "1"}},
 		{"unix", &routeEnv{prefix: "/api/u", target: gateway.Target{Network: "unix", Address: "/tmp/pm/unix.sock"}, secret: "s3"},
 			map[string]string{"PB_SOCKET": "/tmp/pm/unix.sock", "PB_ROUTE": "/api/u", "PB_GATEWAY_SECRET": "s3"}},
 		{"tcp", &routeEnv{prefix: "/api/t", target: gateway.Target{Network: "tcp", Address: "127.0.0.1:41234"}, secret: "s3"},
-			map[string]string{"PORT": "41234", "PB_PORT": "41234", "PB_ROUTE": "/api/t"}},
+			map[string]string{"PORT": "41234", "PB_PORT": "8090", "PB_ROUTE": "/api/t"}},
 	}
 	given := map[string]bool{}
 	for _, tc := range cases {
@@ -66,6 +68,9 @@ func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
 				at += i + 1
 			}
 			got := envMap(vars)
+			if len(got) != len(vars) {
+				t.Errorf("a variable is given twice: %v", names)
+			}
 			for k, v := range tc.want {
 				if got[k] != v {
 					t.Errorf("%s = %q, want %q", k, got[k], v)
@@ -76,6 +81,24 @@ func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
 	for _, n := range documented {
 		if !given[n] {
 			t.Errorf("docs/environment.md documents %s, which no child gets", n)
+		}
+	}
+}
+
+func TestPocketBasePortAndDSN(t *testing.T) {
+	for url, port := range map[string]string{
+		"http://127.0.0.1:8090": "8090", "https://example.com": "443", "http://example.com": "80", "http://[::1]:9000": "9000",
+	} {
+		if got := urlPort(url); got != port {
+			t.Errorf("urlPort(%s) = %q, want %q", url, got, port)
+		}
+	}
+	for path, dsn := range map[string]string{
+		"/srv/pb_data/data.db":             "file:///srv/pb_data/data.db?mode=ro",
+		"/srv/my data/#1?/pb_data/data.db": "file:///srv/my%20data/%231%3F/pb_data/data.db?mode=ro",
+	} {
+		if got := sqliteDSN(path); got != dsn {
+			t.Errorf("sqliteDSN(%s) = %s, want %s", path, got, dsn)
 		}
 	}
 }

@@ -21,10 +21,12 @@
 //
 // Children start when PocketBase serves (not for other commands) and stop
 // with it, whole process trees included, even when PocketBase is killed.
-// Each child gets PB_URL, PB_DATA_DIR, PB_PROCESS_NAME, PB_DB_PATH and
-// PYTHONUNBUFFERED=1 in its environment; its output goes to a ring
-// buffer, a rotated log file and PocketBase's logs. The `pocketbase pm`
-// command validates config files. See docs/ for every field and variable.
+// Each child gets PB_URL and PB_PORT (PocketBase's address), DB_DSN (its
+// database), PB_DATA_DIR, PB_PROCESS_NAME and PYTHONUNBUFFERED=1 in its
+// environment, and PB_SOCKET or PORT when it is routed; its output goes to
+// a ring buffer, a rotated log file and PocketBase's logs. The
+// `pocketbase pm` command checks config files and controls the running
+// processes. See docs/ for every field and variable.
 package processman
 
 import (
@@ -74,10 +76,17 @@ type Config struct {
 	// before it gets a 503 with Retry-After. If not set it fallbacks to 10s.
 	GatewayHold time.Duration
 
+	// Quiet turns off the lines processman prints on stdout when a
+	// process starts, becomes ready, exits, restarts or errors, and when
+	// files change under a watched one (they are in PocketBase's logs
+	// either way). The --processesQuiet flag sets it too.
+	Quiet bool
+
 	// DatabaseEnv returns the variables that tell children where the
-	// database is. If not set, PB_DB_PATH is the SQLite file
-	// pb_data/data.db. Forks that use another database can return their
-	// connection variables; the children also inherit PocketBase's own
-	// environment, so variables such as a fork's DSN pass through as is.
+	// database is. If not set, they are those of the SQLite file
+	// pb_data/data.db: DB_DSN (a read-only file: URI), PB_DB_DRIVER
+	// (sqlite) and PB_DB_PATH. Forks that use another database can return
+	// their connection variables; the children also inherit PocketBase's
+	// own environment, so variables such as a fork's DSN pass through as is.
 	DatabaseEnv func(app core.App) map[string]string
 }

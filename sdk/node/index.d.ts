@@ -60,7 +60,7 @@ export interface ServeOptions {
   type?: "node" | "fetch";
   /** Unix socket to listen on. Default: PB_SOCKET. */
   socket?: string;
-  /** TCP port when there is no socket. Default: PB_PORT (gateway, listen: "tcp"), else PORT, else 3000. */
+  /** TCP port when there is no socket. Default: PORT (the gateway's, with listen: "tcp"; or development mode's), else 3000. */
   port?: number;
   /** TCP host. Default: "127.0.0.1". */
   host?: string;
@@ -103,7 +103,7 @@ export interface Sidecar {
 
 /**
  * Serves a node handler, an Express app, a fetch handler or a Hono app on
- * the gateway's socket (PB_SOCKET), on 127.0.0.1:PB_PORT (listen: "tcp"), or
+ * the gateway's socket (PB_SOCKET), on 127.0.0.1:PORT (listen: "tcp"), or
  * in development mode on 127.0.0.1:PORT (default 3000). Every request and
  * WebSocket upgrade is verified first (401 otherwise). Prints
  * "processman: ready on <address>" once listening.

@@ -20,8 +20,9 @@ const PREFIX = "processman:";
  * Where to listen and whether the gateway is in front, from the options and
  * the environment processman gives a routed child (docs/gateway.md):
  *   PB_SOCKET                  -> the Unix socket, gateway mode
- *   PB_GATEWAY_SECRET + port   -> 127.0.0.1:PB_PORT (listen: "tcp"), gateway mode
+ *   PB_GATEWAY_SECRET + PORT   -> 127.0.0.1:PORT (listen: "tcp"), gateway mode
  *   neither                    -> development mode on 127.0.0.1:PORT (default 3000)
+ * (PB_PORT is PocketBase's own port, not this process's.)
  */
 export function resolveListen(options = {}, env = process.env) {
   const secret = options.secret ?? env.PB_GATEWAY_SECRET ?? "";
@@ -29,7 +30,7 @@ export function resolveListen(options = {}, env = process.env) {
   if (socket) return { kind: "unix", path: socket, gateway: true, secret };
   const host = options.host ?? "127.0.0.1";
   if (env.PB_GATEWAY_SECRET || options.secret !== undefined) {
-    const port = parsePort(options.port ?? env.PB_PORT ?? env.PORT, "PB_PORT");
+    const port = parsePort(options.port ?? env.PORT, "PORT");
     return { kind: "tcp", host, port, gateway: true, secret };
   }
   const port = parsePort(options.port ?? env.PORT ?? DEFAULT_DEV_PORT, "PORT");

@@ -91,7 +91,7 @@ export function spawnWatched(command, args, options) {
 
 /**
  * Starts test/fixtures/sidecar.mjs in the given style. `mode`: "unix"
- * (PB_SOCKET and a secret, as the gateway does), "tcp" (PB_PORT and a
+ * (PB_SOCKET and a secret, as the gateway does), "tcp" (PORT and a
  * secret) or "dev" (neither).
  */
 export async function startSidecar(kind, { mode = "unix", env = {}, socketPath } = {}) {
@@ -110,7 +110,7 @@ export async function startSidecar(kind, { mode = "unix", env = {}, socketPath }
     port = await freePort();
     childEnv.PORT = String(port);
     if (mode === "tcp") {
-      childEnv.PB_PORT = String(port);
+      childEnv.PB_PORT = "8090"; // PocketBase's port, which the sidecar does not listen on
       childEnv.PB_GATEWAY_SECRET = secret;
     }
   }

@@ -319,7 +319,7 @@ describe("upgrades (WebSocket)", () => {
 });
 
 describe("listen: tcp and development mode", () => {
-  test("with PB_PORT and a secret: 127.0.0.1:PB_PORT, verified", async () => {
+  test("with PORT and a secret: 127.0.0.1:PORT, verified (PB_PORT is PocketBase's)", async () => {
     const sidecar = await startSidecar("express", { mode: "tcp" });
     assert.match(sidecar.output(), new RegExp(`ready on http://127\\.0\\.0\\.1:${sidecar.port}`));
     let r = await request(sidecar.target, { path: "/whoami", headers: signed(sidecar, "GET", "/whoami") });

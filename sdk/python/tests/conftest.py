@@ -35,7 +35,7 @@ PB_BIN = Path(os.environ.get("PROCESSMAN_PB_BIN") or REPO_ROOT / "bin" / "pocket
 READY_TIMEOUT = 30.0
 # Variables of the contract; the sidecar under test gets only what a test sets.
 CONTRACT_VARS = (
-    "PB_SOCKET", "PB_PORT", "PORT", "PB_ROUTE", "PB_GATEWAY_SECRET", "PB_URL", "PB_DATA_DIR",
+    "PB_SOCKET", "PB_PORT", "PORT", "PB_ROUTE", "PB_GATEWAY_SECRET", "PB_URL", "PB_DATA_DIR", "DB_DSN", "PB_DB_DRIVER",
     "PB_DB_PATH", "PB_PROCESS_NAME", "PROCESSMAN_DEV_USER", "PROCESSMAN_SHUTDOWN_TIMEOUT",
 )  # fmt: skip
 

@@ -119,6 +119,22 @@ def test_secrets_are_not_printed() -> None:
     assert "s" * 64 not in repr(env)
 
 
+def test_environment_reads_the_contract() -> None:
+    env = processman.Environment.load(
+        {
+            "PORT": "41234",
+            "PB_PORT": "8090",
+            "PB_URL": "http://127.0.0.1:8090/",
+            "DB_DSN": "postgres://app:hunter2@db/app",
+            "PB_DB_DRIVER": "postgres",
+            "PB_PROCESS_NAME": "agent",
+        }
+    )
+    assert (env.port, env.pb_port, env.pb_url) == (41234, 8090, "http://127.0.0.1:8090")
+    assert (env.db_dsn, env.db_driver, env.process_name) == ("postgres://app:hunter2@db/app", "postgres", "agent")
+    assert "hunter2" not in repr(env)
+
+
 def test_environment_errors_name_the_variable() -> None:
     with pytest.raises(ValueError, match="PB_PORT"):
         processman.Environment.load({"PB_PORT": "http"})

@@ -141,10 +141,16 @@ def test_refuses_a_path_that_is_not_a_socket(sidecar, tmp_path: Path) -> None:
 
 def test_tcp_listen(sidecar) -> None:
     port = free_port()
-    car = sidecar({"PB_SOCKET": "", "PB_PORT": str(port), "PORT": str(port)})
+    car = sidecar({"PB_SOCKET": "", "PORT": str(port), "PB_PORT": "8090"})
     assert car.address == f"http://127.0.0.1:{port}"
     assert car.request("GET", "/whoami", user=USER).json()["id"] == USER[0]
     assert car.request("GET", "/whoami", signed=False).status_code == 401
+
+
+def test_gateway_without_socket_or_port_says_so(sidecar) -> None:
+    car = sidecar({"PB_SOCKET": "", "PB_PORT": "8090"}, wait=False)
+    assert car.wait_exit(30) != 0
+    assert "neither PB_SOCKET nor PORT" in car.output()
 
 
 def test_sigterm_lets_an_open_stream_finish(sidecar) -> None:

@@ -12,7 +12,7 @@
 
     processman.serve(app)
 
-:func:`serve` listens where the gateway expects (``PB_SOCKET``, ``PB_PORT``)
+:func:`serve` listens where the gateway expects (``PB_SOCKET``, or ``PORT``)
 and checks every request's identity proof; :func:`current_user` (or
 ``request.state.user``) is the caller; :class:`PocketBase` and
 :class:`AsyncPocketBase` call PocketBase as that caller.

@@ -24,11 +24,11 @@ class Environment:
 
     socket: str = ""
     """``PB_SOCKET``: the Unix socket to listen on (``listen: "unix"``)."""
-    gateway_port: int | None = None
-    """``PB_PORT``: the loopback port to listen on (``listen: "tcp"``)."""
     port: int | None = None
-    """``PORT``: the port for development runs outside PocketBase (equal to
-    ``PB_PORT`` under the gateway with ``listen: "tcp"``)."""
+    """``PORT``: the loopback port to listen on (``listen: "tcp"``), or of
+    development runs outside PocketBase."""
+    pb_port: int | None = None
+    """``PB_PORT``: PocketBase's own port (the port of ``PB_URL``)."""
     route: str = ""
     """``PB_ROUTE``: the route prefix the gateway strips, e.g. ``/api/agent``."""
     gateway_secret: str = field(default="", repr=False)
@@ -37,8 +37,14 @@ class Environment:
     """``PB_URL``: where PocketBase answers, e.g. ``http://127.0.0.1:8090``."""
     data_dir: str = ""
     """``PB_DATA_DIR``: absolute path of ``pb_data``."""
+    db_dsn: str = field(default="", repr=False)
+    """``DB_DSN``: a connection string of PocketBase's main database (for
+    SQLite a read-only ``file:`` URI); open it read-only. Not printed: it
+    may hold a password."""
+    db_driver: str = ""
+    """``PB_DB_DRIVER``: the database behind ``DB_DSN``, e.g. ``sqlite``."""
     db_path: str = ""
-    """``PB_DB_PATH``: the SQLite database; open it read-only."""
+    """``PB_DB_PATH``: the SQLite database file; open it read-only."""
     process_name: str = ""
     """``PB_PROCESS_NAME``: this process's name in ``pb_processes.json``."""
     dev_user: str = ""
@@ -63,12 +69,14 @@ class Environment:
 
         return cls(
             socket=get("PB_SOCKET"),
-            gateway_port=_port(get, "PB_PORT"),
             port=_port(get, "PORT"),
+            pb_port=_port(get, "PB_PORT"),
             route=get("PB_ROUTE"),
             gateway_secret=get("PB_GATEWAY_SECRET"),
             pb_url=get("PB_URL").rstrip("/"),
             data_dir=get("PB_DATA_DIR"),
+            db_dsn=get("DB_DSN"),
+            db_driver=get("PB_DB_DRIVER"),
             db_path=get("PB_DB_PATH"),
             process_name=get("PB_PROCESS_NAME"),
             dev_user=get("PROCESSMAN_DEV_USER"),

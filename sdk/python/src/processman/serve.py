@@ -37,7 +37,7 @@ def serve(
 
     - under the gateway with ``listen: "unix"``: the Unix socket ``PB_SOCKET``
       (a stale socket file left by a killed run is removed first);
-    - with ``listen: "tcp"``: ``127.0.0.1:$PB_PORT``;
+    - with ``listen: "tcp"``: ``127.0.0.1:$PORT``;
     - outside PocketBase (development): ``127.0.0.1:$PORT``, or port 8000.
 
     ``uds``, ``fd``, ``host`` or ``port`` in ``uvicorn_options`` override that.
@@ -87,8 +87,10 @@ def serve(
 def _bind(env: Environment) -> dict[str, Any]:
     if env.socket:
         return {"uds": env.socket}
-    if env.gateway_port:
-        return {"host": "127.0.0.1", "port": env.gateway_port}
+    if env.behind_gateway and not env.port:
+        raise ValueError(
+            "PB_GATEWAY_SECRET is set but neither PB_SOCKET nor PORT: processman gives one of them to a routed process"
+        )
     return {"host": "127.0.0.1", "port": env.port or DEFAULT_DEV_PORT}
 
 

@@ -67,6 +67,7 @@ test-sdk: build sdk/python/.venv/.installed sdk/node/node_modules/.installed
 
 vet:
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 test-go:
@@ -78,7 +79,14 @@ test-compat:
 	$(GO) vet -modfile=$(COMPAT) ./...
 	$(GO) test -count=1 -modfile=$(COMPAT) ./...
 
-test-e2e: build examples browser $(VENV)/.installed
+# The design's Node service of the end-to-end tests reads PocketBase's
+# database with better-sqlite3, which npm builds from source here.
+DESIGN_NODE := tests/e2e/fixtures/design/parser-service
+$(DESIGN_NODE)/node_modules/.installed: $(DESIGN_NODE)/package-lock.json
+	cd $(DESIGN_NODE) && $(NPM_CI)
+	touch $@
+
+test-e2e: build examples browser $(VENV)/.installed $(DESIGN_NODE)/node_modules/.installed
 	E2E_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -q tests/contract tests/e2e
 
 # The Dockerfile (Docker's build checks and hadolint) and the systemd unit;
@@ -101,4 +109,4 @@ bench-agents: build examples
 	$(PYTHON) bench/agents.py
 
 clean:
-	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules
+	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules $(DESIGN_NODE)/node_modules

@@ -1,6 +1,7 @@
 package processman
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -51,6 +52,10 @@ type ProcessEvent struct {
 	// Exit is the exit that caused the event (exited, crashed, and
 	// errored or stopped after an exit), nil otherwise.
 	Exit *supervisor.Exit
+
+	// atStart is set on a ready event that came with the start itself
+	// (a process without a readiness check).
+	atStart bool
 }
 
 // Tags makes events taggable by process name.
@@ -98,8 +103,10 @@ func dispatch(app core.App, events *hook.Hook[*ProcessEvent], manager *superviso
 	go func() {
 		defer close(d.done)
 		for ev := range changes {
-			for _, typ := range eventTypes(ev) {
-				e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit}
+			types := eventTypes(ev)
+			for _, typ := range types {
+				e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit,
+					atStart: typ == EventReady && slices.Contains(types, EventStarted)}
 				if err := events.Trigger(e); err != nil {
 					app.Logger().Error("processman: process event handler failed",
 						"process", e.Name, "event", typ, "error", err.Error())

@@ -34,11 +34,9 @@ func (s *processSource) path() (string, bool) {
 
 // load gathers the processes of the file and of Go code. Every problem
 // is returned; entries with problems come back too, with their errors,
-// so that they can be shown as errored.
-func (s *processSource) load() ([]config.Process, config.Errors) {
-	var procs []config.Process
-	var errs config.Errors
-
+// so that they can be shown as errored. notes say what was made of
+// entries that could be read two ways.
+func (s *processSource) load() (procs []config.Process, errs, notes config.Errors) {
 	path, explicit := s.path()
 	file, err := config.Load(path)
 	var cfgErrs config.Errors
@@ -53,6 +51,7 @@ func (s *processSource) load() ([]config.Process, config.Errors) {
 	}
 	if file != nil {
 		procs = append(procs, file.Processes...)
+		notes = file.Notes
 	}
 
 	baseDir := filepath.Join(s.app.DataDir(), "..")
@@ -72,5 +71,5 @@ func (s *processSource) load() ([]config.Process, config.Errors) {
 			errs = append(errs, e)
 		}
 	}
-	return procs, errs
+	return procs, errs, notes
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/cli"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/launch"
 	"github.com/spf13/cobra"
 )
@@ -58,7 +59,7 @@ and a hint. Exits with status 1 when there are problems.`,
 // it returns an error when anything is wrong.
 func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) error {
 	path, _ := source.path()
-	procs, errs := source.load()
+	procs, errs, notes := source.load()
 	problems := len(errs)
 	if problems > 0 {
 		fmt.Fprintln(stderr, errs.Error())
@@ -71,13 +72,20 @@ func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) 
 			fmt.Fprintf(stdout, "%-20s disabled\n", proc.Name)
 			continue
 		}
-		cmd, err := launch.Resolve(proc.WithDefaults(), os.Environ(), envMap(env.of(proc.Name, nil)))
+		full := proc.WithDefaults()
+		cmd, err := launch.Resolve(full, os.Environ(), envMap(env.of(proc.Name, checkRoute(full))))
 		if err != nil {
 			problems++
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 			continue
 		}
 		fmt.Fprintf(stdout, "%-20s %s  (cwd %s)\n", proc.Name, cmd, cmd.Dir)
+		for _, note := range notes.ForIndex(i) {
+			fmt.Fprintf(stdout, "  note: %s\n", note.Message)
+		}
+		for _, warning := range cmd.Warnings {
+			fmt.Fprintf(stdout, "  warning: %s\n", warning)
+		}
 	}
 	if problems > 0 {
 		return fmt.Errorf("%d problem(s) in %s", problems, path)
@@ -88,6 +96,20 @@ func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d process(es)\n", path, len(procs))
 	return nil
+}
+
+// checkRoute is what a routed process's environment holds in `pm check`:
+// the socket and port are only picked when PocketBase serves, so they
+// are placeholders.
+func checkRoute(proc config.Process) *routeEnv {
+	if proc.Route == "" {
+		return nil
+	}
+	target := gateway.Target{Network: "unix", Address: "(a socket picked when PocketBase serves)"}
+	if proc.Listen == config.ListenTCP {
+		target = gateway.Target{Network: "tcp", Address: "127.0.0.1:0"}
+	}
+	return &routeEnv{prefix: proc.Route, target: target, secret: "(a secret made when PocketBase serves)"}
 }
 
 func schemaCommand() *cobra.Command {

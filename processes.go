@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
@@ -21,10 +22,11 @@ import (
 // (ring buffer, log file, PocketBase's logs), supervisor, health check
 // and watcher. It is not safe for concurrent use; the run serializes it.
 type processes struct {
-	app     core.App
-	config  Config
-	manager *supervisor.Manager
-	checks  context.Context // the health checks run until it is done
+	app      core.App
+	config   Config
+	manager  *supervisor.Manager
+	checks   context.Context // the health checks run until it is done
+	terminal *terminal       // the lifecycle lines
 
 	outputs  []*logs.Output
 	watchers []*watch.Watcher
@@ -106,6 +108,7 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 			return
 		}
 		logger.Info("processman: files changed, restarting", "process", cfg.Name, "changed", changed)
+		ps.terminal.say("%s: files changed (%s), restarting", cfg.Name, changedList(cfg.Cwd, changed))
 		if err := sp.Restart(context.Background()); err != nil {
 			logger.Error("processman: restart after change failed", "process", cfg.Name, "error", err.Error())
 		}
@@ -157,4 +160,21 @@ func (ps *processes) closeOutputs() {
 	for _, out := range ps.outputs {
 		_ = out.Close()
 	}
+}
+
+// changedList names the changed files, relative to cwd, the first few.
+func changedList(cwd string, changed []string) string {
+	const most = 5
+	names := make([]string, 0, min(len(changed), most))
+	for _, path := range changed[:min(len(changed), most)] {
+		if rel, err := filepath.Rel(cwd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			path = rel
+		}
+		names = append(names, path)
+	}
+	list := strings.Join(names, ", ")
+	if len(changed) > most {
+		list += fmt.Sprintf(" and %d more", len(changed)-most)
+	}
+	return list
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman"
 	"github.com/processman/processman/config"
@@ -115,6 +117,9 @@ func TestChildEnvironment(t *testing.T) {
 		"PB_DATA_DIR":               dataDir,
 		"PB_PROCESS_NAME":           "envcheck",
 		"PB_DB_PATH":                filepath.Join(dataDir, "data.db"),
+		"DB_DSN":                    "file://" + filepath.Join(dataDir, "data.db") + "?mode=ro",
+		"PB_DB_DRIVER":              "sqlite",
+		"PB_PORT":                   s.url[strings.LastIndex(s.url, ":")+1:],
 		"PYTHONUNBUFFERED":          "1",
 		"INHERITED_FROM_POCKETBASE": "yes",
 		"FROM_FILE":                 "file",
@@ -341,5 +346,44 @@ func TestServesControlAPIAndServerInfo(t *testing.T) {
 	s.stop()
 	if _, err := os.Stat(control.ServerInfoFile(s.app.DataDir())); !os.IsNotExist(err) {
 		t.Errorf("server info file left after stop: %v", err)
+	}
+}
+
+// A config file that cannot be used at all fails the serve before
+// PocketBase listens; with a root command, the program then exits 1.
+func TestServeRefusesAnUnusableFile(t *testing.T) {
+	for name, content := range map[string]string{
+		"syntax":         `[{"name": "a", "script": "sleep",}]`,
+		"not processes":  `"sleep"`,
+		"unknown field":  `{"processes": [], "procsses": []}`,
+		"processes type": `{"processes": {"a": {}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "pb_processes.json"), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			app := testutil.NewApp(t, dir)
+			if err := processman.Register(app, nil, processman.Config{Quiet: true}); err != nil {
+				t.Fatal(err)
+			}
+			addr := testutil.FreeAddr(t)
+			served := make(chan error, 1)
+			go func() { served <- apis.Serve(app, apis.ServeConfig{HttpAddr: addr}) }()
+			select {
+			case err := <-served:
+				if err == nil || !strings.Contains(err.Error(), "cannot be used") {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("PocketBase served a file that cannot be used")
+			}
+			if _, err := net.Dial("tcp", addr); err == nil {
+				t.Error("something listens")
+			}
+			if processman.Manager(app) != nil {
+				t.Error("a manager after the failed serve")
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -20,11 +21,17 @@ import (
 // of process events and the metrics sampler. Everything of one serve is
 // in the run, which onServe makes and onTerminate ends.
 type plugin struct {
-	app     core.App
-	config  Config
-	source  *processSource
-	events  *hook.Hook[*ProcessEvent]
-	sampler *metrics.Sampler
+	app      core.App
+	config   Config
+	source   *processSource
+	events   *hook.Hook[*ProcessEvent]
+	sampler  *metrics.Sampler
+	terminal *terminal // the lifecycle lines on stdout
+	// exitOnConfigError is set for a command-line program (Register with
+	// a root command): a config file that cannot be used at all stops it
+	// with status 1, as docker compose does, instead of serving nothing.
+	exitOnConfigError bool
+	exitCode          atomic.Int32 // the status to exit with after terminating; 0 for none
 
 	current atomic.Pointer[run] // nil while not serving
 }
@@ -52,15 +59,22 @@ func Register(app core.App, rootCmd *cobra.Command, config Config) error {
 	}
 	config = config.withDefaults()
 	p := &plugin{
-		app:     app,
-		config:  config,
-		source:  &processSource{app: app, file: config.ProcessesFile, goProcesses: config.Processes},
-		events:  &hook.Hook[*ProcessEvent]{},
-		sampler: metrics.NewSampler(),
+		app:      app,
+		config:   config,
+		source:   &processSource{app: app, file: config.ProcessesFile, goProcesses: config.Processes},
+		events:   &hook.Hook[*ProcessEvent]{},
+		sampler:  metrics.NewSampler(),
+		terminal: &terminal{w: os.Stdout},
 	}
+	p.terminal.quiet = &p.config.Quiet
+	p.events.Bind(&hook.Handler[*ProcessEvent]{Id: "processmanLifecycle", Func: p.terminal.onEvent, Priority: -1})
 	if rootCmd != nil {
-		rootCmd.PersistentFlags().StringVar(&p.source.flag, "processes", "",
+		p.exitOnConfigError = true
+		flags := rootCmd.PersistentFlags()
+		flags.StringVar(&p.source.flag, "processes", "",
 			"the pb_processes.json file of the processes to run (default pb_data/../pb_processes.json)")
+		flags.BoolVar(&p.config.Quiet, "processesQuiet", config.Quiet,
+			"do not print a line on stdout when a managed process starts, exits, restarts or errors")
 		rootCmd.AddCommand(pmCommand(app, config, p.source))
 	}
 	app.Store().Set(storeKey, p)
@@ -104,8 +118,11 @@ func pluginOf(app core.App) *plugin {
 // before PocketBase builds it (e.Next), the processes start after, once
 // PocketBase listens, so that PB_URL answers as soon as a child starts.
 func (p *plugin) onServe(e *core.ServeEvent) error {
-	r, err := newRun(p.app, p.config, p.source, p.events, p.controlAPI(), e)
+	r, err := newRun(p.app, p.config, p.source, p.events, p.controlAPI(), p.terminal, e)
 	if err != nil {
+		if errors.Is(err, errUnusableConfig) && p.exitOnConfigError {
+			p.exitCode.Store(1)
+		}
 		return err
 	}
 	if old := p.current.Swap(r); old != nil {
@@ -122,12 +139,18 @@ func (p *plugin) onServe(e *core.ServeEvent) error {
 }
 
 // onTerminate stops every process before PocketBase exits or restarts
-// itself in place.
+// itself in place. After a serve that the config file stopped, it ends
+// the program with status 1 once the rest of PocketBase's termination
+// ran: PocketBase itself exits 0 whatever a command returns.
 func (p *plugin) onTerminate(e *core.TerminateEvent) error {
 	if r := p.current.Swap(nil); r != nil {
 		p.endRun(r)
 	}
-	return e.Next()
+	err := e.Next()
+	if code := p.exitCode.Load(); code != 0 && !e.IsRestart {
+		os.Exit(int(code))
+	}
+	return err
 }
 
 // controlAPI is the REST API under /api/pm, over whichever run is

@@ -2,6 +2,7 @@ package processman
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -41,13 +42,25 @@ type run struct {
 // the router of e; start starts the processes once PocketBase listens.
 // Config errors are reported all at once; valid entries still start and
 // PocketBase keeps serving.
-func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*ProcessEvent], api *control.API, e *core.ServeEvent) (*run, error) {
-	procs, errs := source.load()
+func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*ProcessEvent], api *control.API, term *terminal, e *core.ServeEvent) (*run, error) {
+	procs, errs, notes := source.load()
+	for _, note := range notes {
+		app.Logger().Info("processman: "+note.Message, "process", note.Process, "path", note.Path)
+		term.say("%s: %s", note.Process, note.Message)
+	}
 	if len(errs) > 0 {
 		fmt.Fprintln(os.Stderr, errs.Error())
 		for _, ce := range errs {
 			app.Logger().Error("processman: config error", "error", ce.Error(), "process", ce.Process, "path", ce.Path)
 		}
+	}
+	if unusable := errs.FileLevel(); len(unusable) > 0 {
+		path, _ := source.path()
+		term.say("%s cannot be used (%d %s above); PocketBase does not start", path, len(errs), plural(len(errs), "error", "errors"))
+		return nil, fmt.Errorf("%w: %s (%d %s above)", errUnusableConfig, path, len(errs), plural(len(errs), "error", "errors"))
+	}
+	if len(errs) > 0 {
+		term.say("%d config %s (above): the processes without errors start", len(errs), plural(len(errs), "error", "errors"))
 	}
 	routes, err := gateway.NewRoutes(gateway.RoutesConfig{Hold: cfg.GatewayHold, Logger: app.Logger()})
 	if err != nil {
@@ -57,12 +70,23 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs}
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
-	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks}
+	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term}
 	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
 	r.routed = mountRoutes(e, routes, r.manager, procs, errs, app.Logger())
 	return r, nil
+}
+
+// errUnusableConfig is the failure of a serve whose config file cannot
+// be used at all: unreadable, not JSON, or not processes.
+var errUnusableConfig = errors.New("processman: the config file cannot be used")
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // logFile is the absolute path of the log file of the process name, ""

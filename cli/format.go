@@ -118,6 +118,9 @@ func printDetail(w io.Writer, d control.Detail) {
 		row("last exit", exitText(*d.LastExit))
 	}
 	_ = tw.Flush()
+	for _, warning := range d.Warnings {
+		fmt.Fprintf(w, "%s %s\n", color.YellowString("warning:"), warning)
+	}
 
 	if len(d.Env) > 0 {
 		fmt.Fprintf(w, "\nenvironment (%d more inherited from PocketBase):\n", d.Inherited)
@@ -131,6 +134,9 @@ func printDetail(w io.Writer, d control.Detail) {
 		fmt.Fprintf(w, "\n%s %s\n", color.RedString("last crash:"), exitText(c.Exit))
 		for _, l := range c.LastLines {
 			printLine(w, "", l)
+		}
+		if c.Hint != "" {
+			fmt.Fprintf(w, "%s %s\n", color.YellowString("hint:"), c.Hint)
 		}
 	}
 }

@@ -96,7 +96,9 @@ func TestPrintDetail(t *testing.T) {
 		LastCrash: &control.Crash{
 			Exit:      control.Exit{Time: crashed, Pid: 70, Code: 1, UptimeMs: 1200},
 			LastLines: []control.Line{{Time: crashed, Stream: "stderr", Pid: 70, Text: "ModuleNotFoundError: No module named 'agno'"}},
+			Hint:      "a Python module is missing from the virtualenv /srv/.venv: install it",
 		},
+		Warnings: []string{"/srv has requirements.txt but no virtualenv"},
 	}
 	var b bytes.Buffer
 	printDetail(&b, d)
@@ -114,6 +116,8 @@ func TestPrintDetail(t *testing.T) {
 		"OPENAI_API_KEY   " + control.Redacted + "  " + control.SourceConfig,
 		"last crash: code 1 at ",
 		"| ModuleNotFoundError: No module named 'agno'",
+		"hint: a Python module is missing from the virtualenv /srv/.venv: install it",
+		"warning: /srv has requirements.txt but no virtualenv",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)

@@ -149,12 +149,13 @@ func (a *API) detail(p *supervisor.Process) Detail {
 	st := p.Status()
 	cfg := p.Config()
 	d := Detail{
-		Summary: summaryOf(st, cfg, a.usage(st.Pid)[st.Pid]),
-		Command: st.Command,
-		Cwd:     cfg.Cwd,
-		Venv:    st.Venv,
-		Logs:    st.Logs,
-		Env:     []EnvVar{},
+		Summary:  summaryOf(st, cfg, a.usage(st.Pid)[st.Pid]),
+		Command:  st.Command,
+		Cwd:      cfg.Cwd,
+		Venv:     st.Venv,
+		Logs:     st.Logs,
+		Env:      []EnvVar{},
+		Warnings: append([]string{}, st.Warnings...),
 		Policy: Policy{
 			Restart:     cfg.Restart,
 			MaxRestarts: cfg.MaxRestarts,
@@ -175,7 +176,7 @@ func (a *API) detail(p *supervisor.Process) Detail {
 		d.Env, d.Inherited = environment(cmd.Env, environ(), cfg.Env, cmd.EnvFileKeys)
 	}
 	if st.LastCrash != nil {
-		d.LastCrash = &Crash{Exit: *exitOf(&st.LastCrash.Exit), LastLines: linesOf(st.LastCrash.LastLines)}
+		d.LastCrash = &Crash{Exit: *exitOf(&st.LastCrash.Exit), LastLines: linesOf(st.LastCrash.LastLines), Hint: st.LastCrash.Hint}
 	}
 	if h := cfg.Health; h != nil {
 		d.Health = &HealthInfo{HTTP: h.HTTP, Line: h.Line, Failures: h.Failures}

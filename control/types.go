@@ -49,6 +49,8 @@ type Exit struct {
 type Crash struct {
 	Exit
 	LastLines []Line `json:"last_lines"`
+	// Hint says what to do when the output shows a known cause.
+	Hint string `json:"hint"`
 }
 
 // Line is one line of output.
@@ -72,6 +74,8 @@ type Detail struct {
 	Logs      logs.Stats  `json:"logs"`
 	Policy    Policy      `json:"policy"`
 	Health    *HealthInfo `json:"health"`
+	// Warnings are about the command of the current or last run.
+	Warnings []string `json:"warnings"`
 }
 
 // Policy is how the process is restarted and stopped.
@@ -141,9 +145,12 @@ func summaryOf(st supervisor.Status, cfg config.Process, usage metrics.Usage) Su
 	}
 	if cfg.Route != "" {
 		s.Listen = cfg.Listen
-		if len(cfg.Auth.Collections) > 0 {
+		switch {
+		case len(cfg.Auth.Collections) > 0:
 			s.Auth = cfg.Auth.Collections
-		} else {
+		case cfg.Auth.Mode == "":
+			s.Auth = config.AuthUser // as the route acts
+		default:
 			s.Auth = cfg.Auth.Mode
 		}
 	}

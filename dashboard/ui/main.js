@@ -560,6 +560,7 @@ function processesTable() {
 
 function processRow(process) {
     const open = () => openProcessPanel(process.name);
+    const openLogs = () => openProcessPanel(process.name, { logs: true });
 
     return t.tr(
         {
@@ -637,6 +638,21 @@ function processRow(process) {
                 actionButton(process, "start", "btn sm circle transparent success"),
                 actionButton(process, "stop", "btn sm circle transparent danger"),
                 actionButton(process, "restart", "btn sm circle transparent secondary"),
+                t.button(
+                    {
+                        type: "button",
+                        "html-data-action": "logs",
+                        className: "btn sm transparent secondary pm-logs-button",
+                        ariaLabel: app.attrs.tooltip("Output of " + process.name),
+                        onclick: (e) => {
+                            e.stopPropagation();
+                            openLogs();
+                        },
+                        onkeypress: (e) => e.stopPropagation(),
+                    },
+                    t.i({ className: "ri-file-list-3-line", ariaHidden: true }),
+                    t.span({ className: "txt" }, "Logs"),
+                ),
             ),
         ),
     );
@@ -645,13 +661,17 @@ function processRow(process) {
 // -------------------------------------------------------------------
 // the process panel
 
-function openProcessPanel(name) {
+// openProcessPanel opens the panel of a process; with logs, at its output.
+function openProcessPanel(name, { logs = false } = {}) {
     app.modals.close(null, true);
 
     const panel = processPanel(name);
     document.body.appendChild(panel);
     app.modals.open(panel);
     app.utils.replaceHashQueryParams({ [PROCESS_QUERY_KEY]: name });
+    if (logs) {
+        panel.querySelector(".pm-logs-section")?.scrollIntoView({ block: "start" });
+    }
 }
 
 function processPanel(name) {
@@ -774,7 +794,7 @@ function processPanel(name) {
                     return t.div({ className: "txt-hint" }, "Process not found.");
                 }
                 const error = live("error");
-                return [error ? errorAlert(error, live("state")) : null, crashRecord(data)];
+                return [error ? errorAlert(error, live("state")) : null, warningsAlert(data), crashRecord(data)];
             },
             t.section(
                 { className: "pm-section pm-logs-section" },
@@ -948,6 +968,18 @@ function healthText(health) {
     return parts.join(" · ") || hint("–");
 }
 
+function warningsAlert(data) {
+    const warnings = data.process.warnings || [];
+    if (!warnings.length) {
+        return null;
+    }
+    return t.div(
+        { className: "alert warning pm-warnings" },
+        t.i({ className: "ri-information-line", ariaHidden: true }),
+        t.span(null, warnings.join("\n")),
+    );
+}
+
 function crashRecord(data) {
     const crash = data.process.last_crash;
     if (!crash) {
@@ -971,6 +1003,13 @@ function crashRecord(data) {
         lines.length
             ? t.div({ className: "pm-log-viewer pm-crash-lines" }, renderLogLines(lines))
             : t.div({ className: "txt-hint txt-sm m-t-5" }, "No output before the exit."),
+        crash.hint
+            ? t.div(
+                { className: "alert info m-t-sm pm-crash-hint" },
+                t.i({ className: "ri-lightbulb-line", ariaHidden: true }),
+                t.span(null, crash.hint),
+            )
+            : null,
     );
 }
 

@@ -308,6 +308,12 @@ class PocketBase:
             self._token = body["token"]
         return self._token
 
+    def api(self, method: str, path: str) -> Any:
+        """A call of the control API as the test superuser; it must answer 200."""
+        status, body = http_request(method, self.url + path, headers={"Authorization": self.token()})
+        assert status == 200, f"{method} {path}: {status} {body}"
+        return body
+
     def api_logs_page(self, filter: str | None = None, per_page: int = 1000, page: int = 1, sort: str | None = None) -> dict:
         params = {"perPage": str(per_page), "page": str(page)}
         if filter:
@@ -372,6 +378,7 @@ def pocketbase(pb_binary, tmp_path):
       processes_file pass ``--processes FILE`` (nothing is written then,
                      unless processes/raw_config are given too).
       base_dir       reuse a directory (and its pb_data) of an earlier run.
+      files          {relative path: text} written beside pb_data first.
       superuser      create the test superuser first (default True).
       wait_healthy   wait for /api/health (default True).
     """
@@ -388,10 +395,14 @@ def pocketbase(pb_binary, tmp_path):
         superuser: bool = True,
         extra_args: tuple[str, ...] = (),
         wait_healthy: bool = True,
+        files: dict[str, str] | None = None,
     ) -> PocketBase:
         if base_dir is None:
             base_dir = tmp_path / f"pb{next(counter)}"
         base_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in (files or {}).items():
+            (base_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (base_dir / name).write_text(text)
         marker = marker or uuid.uuid4().hex
         config_path = base_dir / "pb_processes.json"
         if raw_config is not None:

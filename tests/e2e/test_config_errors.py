@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 
 import pytest
@@ -93,33 +94,108 @@ def test_bad_entries_are_reported_and_the_good_one_runs(pocketbase, tmp_path):
     assert pb.get("/api/health")[0] == 200
 
 
-def test_syntax_error_serves_and_starts_nothing(pocketbase):
+def wait_exit(pb, timeout: float = 30.0) -> int:
+    try:
+        return pb.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"pocketbase kept running with an unusable config\n{pb.logs()}") from None
+
+
+def test_serve_refuses_a_file_with_a_syntax_error(pocketbase):
     # A superuser exists, so PocketBase's installer does not try to open a
     # browser (xdg-open would be a child of PocketBase).
-    pb = pocketbase(raw_config=SYNTAX_ERROR_CONFIG)
+    pb = pocketbase(raw_config=SYNTAX_ERROR_CONFIG, wait_healthy=False)
     (pb.base_dir / "good.py").write_text(GOOD_SCRIPT)
 
-    h.wait_until(lambda: "invalid JSON" in pb.stderr(), 10, pb.logs)
+    # As docker compose does with a broken file: exit 1 with every error,
+    # before PocketBase listens.
+    assert wait_exit(pb) == 1, pb.logs()
     bad_line = SYNTAX_ERROR_CONFIG.splitlines()[2]
     line, column = 3, bad_line.index(",}") + 2  # the "}" after the trailing comma
     path = str(pb.base_dir / "pb_processes.json")
     assert f"{path}:{line}:{column}: invalid JSON" in pb.stderr(), pb.logs()
     assert "processman: 1 config error:" in pb.stderr(), pb.logs()
+    assert f"{path} cannot be used (1 error above); PocketBase does not start" in pb.stdout(), pb.logs()
+    assert "Server started" not in pb.stdout(), pb.logs()
+    with pytest.raises(OSError):
+        h.http_request("GET", pb.url + "/api/health", timeout=2)
+    assert not (pb.data_dir / "processman" / "logs" / "a.log").exists()
 
-    assert pb.get("/api/health")[0] == 200
-    # Nothing starts: no child of PocketBase at all (not even the watchdog).
-    assert h.stays_true(lambda: pb.descendants() == [], 1.5), h.describe(pb.descendants())
-    assert not (pb.data_dir / "processman" / "logs" / "a.log").exists() or pb.process_log("a") == ""
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ('"agent.py"', 'expected a list of processes or an object, got "agent.py"'),
+        ('{"processes": {"a": {"script": "a.py"}}}', "/processes: expected array"),
+        ('{"process": []}', 'unknown field "process"; did you mean "processes"?'),
+    ],
+    ids=["a string", "processes not a list", "a misspelled top-level field"],
+)
+def test_serve_refuses_a_file_that_is_not_processes(pocketbase, raw, message):
+    pb = pocketbase(raw_config=raw, wait_healthy=False)
+    assert wait_exit(pb) == 1, pb.logs()
+    assert message in pb.stderr(), pb.logs()
 
 
-def test_missing_processes_file_is_reported_and_pocketbase_serves(pocketbase, tmp_path):
+def test_serve_refuses_a_missing_processes_file(pocketbase, tmp_path):
     missing = tmp_path / "nope" / "pb_processes.json"
-    pb = pocketbase(processes_file=missing)  # a superuser: no installer, no xdg-open
-    h.wait_until(lambda: str(missing) in pb.stderr(), 10, pb.logs)
+    pb = pocketbase(processes_file=missing, wait_healthy=False)  # a superuser: no installer, no xdg-open
+    assert wait_exit(pb) == 1, pb.logs()
+    assert str(missing) in pb.stderr(), pb.logs()
     assert "processman: 1 config error:" in pb.stderr(), pb.logs()
     assert "--processes" in pb.stderr(), pb.logs()  # the hint
-    assert pb.get("/api/health")[0] == 200
-    assert h.stays_true(lambda: pb.descendants() == [], 1.0), h.describe(pb.descendants())
+
+
+def test_bare_list_errors_have_list_paths(pb_binary, tmp_path):
+    cfg = tmp_path / "list.json"
+    cfg.write_text(json.dumps([{"name": "ok", "script": "sleep", "args": ["1"]}, {"name": "typo", "script": "x.py", "restrat": "always"}]))
+    res, out = pm_check(pb_binary, cfg, tmp_path)
+    assert res.returncode == 1, out
+    assert f'{cfg}: /1/restrat (process "typo"): unknown field "restrat"; did you mean "restart"?' in out, out
+
+
+def test_routed_tcp_process_may_not_set_port(pb_binary, tmp_path):
+    cfg = tmp_path / "port.json"
+    cfg.write_text(json.dumps([{"name": "api", "script": "sleep", "args": ["1"], "route": "/api/x", "listen": "tcp", "env": {"PORT": "8001"}}]))
+    res, out = pm_check(pb_binary, cfg, tmp_path)
+    assert res.returncode == 1, out
+    assert f'{cfg}: /0/env/PORT (process "api"): PORT is set in env, but a routed process with listen "tcp"' in out, out
+    assert "remove PORT from env" in out, out
+
+
+def test_did_you_mean_prefers_the_closest_name(pb_binary, tmp_path):
+    cfg = tmp_path / "typo.json"
+    cfg.write_text(json.dumps([{"name": "api", "script": "sleep", "enviroment": {"A": "1"}}]))
+    res, out = pm_check(pb_binary, cfg, tmp_path)
+    assert res.returncode == 1, out
+    assert 'unknown field "enviroment"; did you mean "env"?' in out, out
+
+
+def test_python_project_without_venv_warns_with_the_fix(pocketbase, pb_binary, tmp_path):
+    project = tmp_path / "pb0" / "agent"
+    project.mkdir(parents=True)
+    (project / "requirements.txt").write_text("agno\n")
+    (project / "main.py").write_text("import agno_is_not_installed_here\n")
+    entry = {"name": "agent", "script": "main.py", "cwd": "agent", "max_restarts": 1, "restart_delay": "50ms"}
+    advice = f"cd {project} && python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+    cfg = tmp_path / "pb0" / "pb_processes.json"
+    cfg.write_text(json.dumps([entry]))
+    res, out = pm_check(pb_binary, cfg, tmp_path)
+    assert res.returncode == 0, out  # a warning, not a problem
+    assert f"warning: {project} has requirements.txt but no virtualenv (.venv or venv)" in res.stdout, out
+    assert advice in res.stdout, out
+
+    # At start: the warning on stdout and in the API; the crash of the
+    # missing module carries the same advice.
+    pb = pocketbase(raw_config=json.dumps([entry]), base_dir=tmp_path / "pb0")
+    h.wait_until(lambda: pb.api("GET", "/api/pm/agent")["state"] == "errored", 30, pb.logs)
+    detail = pb.api("GET", "/api/pm/agent")
+    assert any("has requirements.txt but no virtualenv" in w for w in detail["warnings"]), detail
+    hint = detail["last_crash"]["hint"]
+    assert "a Python module is missing" in hint and advice in hint, hint
+    assert "has requirements.txt but no virtualenv" in pb.stdout(), pb.logs()
+    assert f"hint: a Python module is missing and {project} has no virtualenv" in pb.stdout(), pb.logs()
 
 
 # ---------------------------------------------------------------------------

@@ -159,9 +159,13 @@ def test_processes_page_restart_and_logs(pocketbase, page):
     assert api(pb, "GET", "/api/pm/ticker")["pid"] == new_pid
     screenshot(page, "processes-restarted")
 
-    # The panel: command line, environment (redacted), followed output.
-    ticker.click()
+    # The row's visible Logs action opens the panel at the output.
+    logs_button = ticker.locator("button[data-action=logs]")
+    expect(logs_button).to_be_visible()
+    expect(logs_button).to_have_text("Logs")
+    logs_button.click()
     panel = page.locator(".pm-process-modal[data-process='ticker']")
+    expect(panel.locator(".pm-logs-section")).to_be_in_viewport()
     expect(panel.locator(".pm-panel-title")).to_have_text("ticker")
     expect(panel.locator(".pm-detail-pid td")).to_have_text(str(new_pid))
     expect(panel.locator(".pm-command-line")).to_contain_text("python3 -c")
@@ -181,6 +185,15 @@ def test_processes_page_restart_and_logs(pocketbase, page):
     # stderr lines are marked as such, stdout lines are not
     expect(viewer.locator(".pm-log-line.pm-stderr").filter(has_text="warn")).not_to_have_count(0)
     expect(viewer.locator(".pm-log-line.pm-stderr").filter(has_text="tick")).to_have_count(0)
+    # ...quietly: a stderr line is not drawn as an error (uvicorn logs INFO
+    # there): the same background as stdout, its tag in the hint colour
+    style = "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color]; }"
+    err_line = viewer.locator(".pm-log-line.pm-stderr").first
+    out_line = viewer.locator(".pm-log-line.pm-stdout").first
+    assert err_line.evaluate(style)[0] == out_line.evaluate(style)[0], "a stderr line has a background of its own"
+    err_tag = err_line.locator(".pm-log-stream").evaluate(style)[1]
+    time_colour = err_line.locator(".pm-log-time").evaluate(style)[1]
+    assert err_tag == time_colour, f"the err tag is coloured {err_tag}, not in the hint colour {time_colour}"
 
     def distance_from_bottom() -> float:
         return viewer.evaluate("el => el.scrollHeight - el.clientHeight - el.scrollTop")
@@ -224,7 +237,12 @@ def test_errored_process_shows_its_crash_record(pocketbase, page):
             "restart_delay": "100ms",
         },
         {"name": "sleeper", "script": "sleep", "args": ["600"]},
-    ])
+        # a Python project without its virtualenv, missing its module
+        {"name": "noenv", "script": "main.py", "cwd": "noenv", "max_restarts": 1, "restart_delay": "100ms"},
+    ], files={
+        "noenv/main.py": "import agno_is_not_installed_here\n",
+        "noenv/requirements.txt": "agno\n",
+    })
     h.wait_until(
         lambda: api(pb, "GET", "/api/pm/crasher")["state"] == "errored",
         30,
@@ -252,6 +270,18 @@ def test_errored_process_shows_its_crash_record(pocketbase, page):
     expect(crash.locator(".pm-log-line.pm-stderr")).to_contain_text([f"boom: missing config {tag}"])
     crash.scroll_into_view_if_needed()
     screenshot(page, "process-crash-record")
+    panel.locator(".modal-footer button", has_text="Close").click()
+
+    # A missing Python module: the crash says what to do, and so does the
+    # warning about the project's missing virtualenv.
+    h.wait_until(lambda: api(pb, "GET", "/api/pm/noenv")["state"] == "errored", 30, pb.logs)
+    row(page, "noenv").click()
+    panel = page.locator(".pm-process-modal[data-process='noenv']")
+    expect(panel.locator(".pm-crash-hint")).to_contain_text("a Python module is missing")
+    expect(panel.locator(".pm-crash-hint")).to_contain_text("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt")
+    expect(panel.locator(".pm-warnings")).to_contain_text("has requirements.txt but no virtualenv")
+    panel.locator(".pm-crash").scroll_into_view_if_needed()
+    screenshot(page, "process-crash-hint")
 
 
 def test_actions_show_pending_state_and_errors(pocketbase, page):

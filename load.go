@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -18,6 +19,7 @@ type processSource struct {
 	file        string // Config.ProcessesFile
 	flag        string // --processes, or the file given to `pm check`
 	goProcesses []config.Process
+	logsDir     string // Config.LogsDir
 }
 
 // path returns the config file to load and whether it was asked for
@@ -71,5 +73,53 @@ func (s *processSource) load() (procs []config.Process, errs, notes config.Error
 			errs = append(errs, e)
 		}
 	}
+	for _, e := range config.CheckLogFiles(procs, s.logFile, s.protected(path), path) {
+		if e.Index >= fileCount {
+			e.File, e.Path = "", fmt.Sprintf("Config.Processes[%d]/log_file", e.Index-fileCount)
+		} else {
+			e = file.Locate(config.Errors{e})[0]
+		}
+		errs = append(errs, e)
+	}
 	return procs, errs, notes
+}
+
+// logFile is where the output of proc is written, "" for nowhere.
+func (s *processSource) logFile(proc config.Process) string {
+	return logFilePath(proc.WithDefaults(), s.logsDir, s.app.DataDir())
+}
+
+// protected is what no log file may be written over (see
+// config.Protected): PocketBase's data and the files it reads.
+func (s *processSource) protected(configFile string) config.Protected {
+	dataDir := s.app.DataDir()
+	base := filepath.Join(dataDir, "..")
+	p := config.Protected{
+		DataDir: dataDir,
+		OwnDir:  filepath.Join(dataDir, "processman"),
+		Paths:   []string{configFile, filepath.Join(base, "pb_hooks"), filepath.Join(base, "pb_migrations"), filepath.Join(base, "pb_public")},
+	}
+	if exe, err := os.Executable(); err == nil {
+		p.Paths = append(p.Paths, exe)
+	}
+	return p
+}
+
+// logFilePath is the log file of a process, "" for none: its log_file,
+// relative to cwd, or <logsDir>/<name>.log, logsDir defaulting to
+// pb_data/processman/logs.
+func logFilePath(proc config.Process, logsDir, dataDir string) string {
+	switch {
+	case proc.LogFile.Disabled:
+		return ""
+	case proc.LogFile.Path != "":
+		if filepath.IsAbs(proc.LogFile.Path) {
+			return proc.LogFile.Path
+		}
+		return filepath.Join(proc.Cwd, proc.LogFile.Path)
+	}
+	if logsDir == "" {
+		logsDir = filepath.Join(dataDir, "processman", "logs")
+	}
+	return filepath.Join(logsDir, proc.Name+".log")
 }

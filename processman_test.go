@@ -387,3 +387,25 @@ func TestServeRefusesAnUnusableFile(t *testing.T) {
 		})
 	}
 }
+
+// A log file in pb_data would write into PocketBase's database: the entry
+// is errored, nothing is written, PocketBase keeps its data.
+func TestLogFileNeverWritesIntoPocketBasesData(t *testing.T) {
+	s := startServer(t, processman.Config{Quiet: true}, map[string]string{
+		"pb_processes.json": `[
+			{"name": "db", "script": "sh", "args": ["-c", "echo into the database; sleep 300"], "log_file": "pb_data/data.db"},
+			{"name": "ok", "script": "sleep", "args": ["300"]}]`,
+	})
+	st := waitState(t, s.process("db"), supervisor.Errored)
+	if !strings.Contains(st.Error, "/0/log_file") || !strings.Contains(st.Error, "PocketBase's data") {
+		t.Errorf("error %q", st.Error)
+	}
+	waitState(t, s.process("ok"), supervisor.Online)
+	data, err := os.ReadFile(filepath.Join(s.dir, "pb_data", "data.db"))
+	if err != nil || !strings.HasPrefix(string(data), "SQLite format 3") || strings.Contains(string(data), "into the database") {
+		t.Fatalf("PocketBase's database was written to: %v", err)
+	}
+	if _, err := s.app.FindAllCollections(); err != nil {
+		t.Errorf("PocketBase cannot read its collections: %v", err)
+	}
+}

@@ -61,7 +61,7 @@ func Register(app core.App, rootCmd *cobra.Command, config Config) error {
 	p := &plugin{
 		app:      app,
 		config:   config,
-		source:   &processSource{app: app, file: config.ProcessesFile, goProcesses: config.Processes},
+		source:   &processSource{app: app, file: config.ProcessesFile, goProcesses: config.Processes, logsDir: config.LogsDir},
 		events:   &hook.Hook[*ProcessEvent]{},
 		sampler:  metrics.NewSampler(),
 		terminal: &terminal{w: os.Stdout},
@@ -78,7 +78,14 @@ func Register(app core.App, rootCmd *cobra.Command, config Config) error {
 		rootCmd.AddCommand(pmCommand(app, config, p.source))
 	}
 	app.Store().Set(storeKey, p)
-	app.OnServe().BindFunc(p.onServe)
+	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
+		Id:   "processmanServe",
+		Func: p.onServe,
+		// After the serve handlers of default priority (pb_hooks'
+		// routerAdd, routes added by Go code), so that a route they took
+		// is seen as taken rather than mounted over.
+		Priority: 100,
+	})
 	app.OnTerminate().Bind(&hook.Handler[*core.TerminateEvent]{
 		Id:   "processmanStop",
 		Func: p.onTerminate,

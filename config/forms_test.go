@@ -165,3 +165,32 @@ func TestInstances(t *testing.T) {
 		t.Errorf("instances 2:%s", dump(errs))
 	}
 }
+
+// Routes are written exactly as PocketBase's router matches them: no
+// escapes, wildcards, empty or dot segments, so that none can panic when
+// mounted or land over another route.
+func TestRoutesAreCanonical(t *testing.T) {
+	for _, route := range []string{
+		"/api/../pm", "/api/./pm", "//api/pm", "/api//pm", "/api/%61gent", "/%5f/x", "/api/%70m",
+		"/api/{name}", "/api/agent/", "/api/a b", "/api/agent?x", "/api/agent#x", "api/agent", "/api/..", "/api/.",
+		"/api/oauth2-redirect",
+	} {
+		t.Run(route, func(t *testing.T) {
+			entry := `[{"name": "side", "script": "sleep", "route": ` + strconvQuote(route) + `}]`
+			_, err := loadSafely(t, writeConfig(t, t.TempDir(), entry))
+			errs := asErrors(t, err)
+			if len(errs) != 1 || errs[0].Path != "/0/route" {
+				t.Errorf("want one error at /0/route; got:%s", dump(errs))
+			}
+			goErrs := config.Check([]config.Process{{Name: "side", Script: "sleep", Route: route}}, "")
+			if len(goErrs) != 1 || !strings.HasSuffix(goErrs[0].Path, "/route") {
+				t.Errorf("Go process: want one route error; got:%s", dump(goErrs))
+			}
+		})
+	}
+	for _, route := range []string{"/api/agent", "/api/agent.v2/x_y~z", "/agents/summarize-pdf"} {
+		if _, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "side", "script": "sleep", "route": `+strconvQuote(route)+`}]`)); err != nil {
+			t.Errorf("%s: %v", route, err)
+		}
+	}
+}

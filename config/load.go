@@ -8,10 +8,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/processman/processman/internal/bounded"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
@@ -33,18 +35,42 @@ type File struct {
 	// read two ways, such as a script found relative to the config file
 	// rather than to cwd. They are not errors.
 	Notes Errors
+	// List is set for a file written as a bare list of processes.
+	List bool
+}
+
+// Locate turns the JSON paths of errors found in the file's processes,
+// written as the object form has them ("/processes/0/name"), into the
+// file's own form ("/0/name" in a bare list), in their paths and in
+// their messages, which name other entries by path.
+func (f *File) Locate(es Errors) Errors {
+	if f == nil || !f.List {
+		return es
+	}
+	for i := range es {
+		es[i].Path = strings.TrimPrefix(es[i].Path, "/processes")
+		if es[i].Path == "" {
+			es[i].Path = "/"
+		}
+		es[i].Message = strings.ReplaceAll(es[i].Message, "/processes/", "/")
+	}
+	return es
 }
 
 // Load reads and validates a config file. A missing file is reported as
 // an error wrapping fs.ErrNotExist. Validation problems come back as
 // Errors together with the file, so that valid entries can still run.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("processman: read %s: %w", path, err)
 	}
 	return Parse(data, path)
 }
+
+// MaxFileBytes is the largest config file Load reads (a file of processes
+// is a few KB).
+const MaxFileBytes = 4 << 20
 
 // Parse validates data as the contents of the config file at path (used
 // to resolve relative directories and in messages): a list of processes,
@@ -68,10 +94,9 @@ func Parse(data []byte, path string) (*File, error) {
 	// is validated as that object, and its errors' paths then say where
 	// they are in the list.
 	var entries []json.RawMessage
-	list := false
 	switch top := inst.(type) {
 	case []any:
-		list = true
+		file.List = true
 		inst = map[string]any{"processes": top}
 		_ = json.Unmarshal(data, &entries)
 	case map[string]any:
@@ -109,28 +134,12 @@ func Parse(data []byte, path string) (*File, error) {
 		}
 	}
 
-	errs = append(errs, Check(file.Processes, path)...)
-	if list {
-		listPaths(errs)
-		listPaths(file.Notes)
-	}
+	errs = file.Locate(append(errs, Check(file.Processes, path)...))
+	file.Notes = file.Locate(file.Notes)
 	if len(errs) > 0 {
 		return file, errs.sorted()
 	}
 	return file, nil
-}
-
-// listPaths turns the JSON paths of the object form into those of a bare
-// list, "/processes/0/name" into "/0/name", in the errors' paths and in
-// their messages, which name other entries by path.
-func listPaths(es Errors) {
-	for i := range es {
-		es[i].Path = strings.TrimPrefix(es[i].Path, "/processes")
-		if es[i].Path == "" {
-			es[i].Path = "/"
-		}
-		es[i].Message = strings.ReplaceAll(es[i].Message, "/processes/", "/")
-	}
 }
 
 // findScript takes a relative script path that is not under cwd but is
@@ -239,8 +248,12 @@ func Check(processes []Process, file string) Errors {
 			if !filepath.IsAbs(envFile) {
 				envFile = filepath.Join(p.Cwd, envFile)
 			}
-			if _, err := os.Stat(envFile); err != nil {
+			if st, err := os.Stat(envFile); err != nil {
 				add("env_file", fmt.Sprintf("env file %s not found", envFile), "create it or fix the path (relative to cwd)")
+			} else if !st.Mode().IsRegular() {
+				add("env_file", fmt.Sprintf("env file %s is not a regular file", envFile), "point env_file at a dotenv file")
+			} else if st.Size() > MaxEnvFileBytes {
+				add("env_file", fmt.Sprintf("env file %s is larger than %d KB", envFile, MaxEnvFileBytes>>10), "an env file holds KEY=value lines; point env_file at one")
 			}
 		}
 		if file == "" {
@@ -255,12 +268,24 @@ func Check(processes []Process, file string) Errors {
 	return errs
 }
 
+// MaxEnvFileBytes is the largest env_file read (a dotenv file is a few
+// KB).
+const MaxEnvFileBytes = 1 << 20
+
 // ReservedRoutes are PocketBase's own paths, which no route may take or
 // contain.
 var ReservedRoutes = []string{
 	"/api/collections", "/api/files", "/api/realtime", "/api/pm", "/api/health",
-	"/api/settings", "/api/logs", "/api/backups", "/api/crons", "/api/batch", "/_",
+	"/api/settings", "/api/logs", "/api/backups", "/api/crons", "/api/batch",
+	"/api/oauth2-redirect", "/_",
 }
+
+// routePattern is the form of a route: plain segments of unreserved URL
+// characters. PocketBase's router (Go's ServeMux) matches a route exactly
+// as written only when it has no escapes (%61 is "a"), no wildcards
+// ({name}), no empty segments and no dot segments; anything else could
+// match another route than the one checked, or panic when mounted.
+var routePattern = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
 
 // routesOverlap reports whether one route contains the other.
 func routesOverlap(a, b string) bool {
@@ -282,10 +307,12 @@ func checkRoute(p Process, add func(field, msg, hint string), fromFile bool) {
 	switch {
 	case p.Route == "/api":
 		add("route", `route "/api" would take all of PocketBase's API`, fieldHint("route"))
-	case !strings.HasPrefix(p.Route, "/") || strings.HasSuffix(p.Route, "/"):
-		if !fromFile {
+	case !routePattern.MatchString(p.Route):
+		if !fromFile { // files get this from the schema
 			add("route", fmt.Sprintf("invalid route %q", p.Route), fieldHint("route"))
 		}
+	case slices.ContainsFunc(strings.Split(p.Route, "/"), func(seg string) bool { return seg == "." || seg == ".." }):
+		add("route", fmt.Sprintf("route %q has a dot segment (. or ..), which the router would resolve to another path", p.Route), "write the path as the router matches it, without . or .. segments")
 	default:
 		for _, r := range ReservedRoutes {
 			if routesOverlap(p.Route, r) {

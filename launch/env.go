@@ -3,13 +3,13 @@ package launch
 import (
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/joho/godotenv"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/internal/bounded"
 )
 
 // Env is an ordered environment that remembers which variables the
@@ -111,7 +111,7 @@ func Environment(p config.Process, baseEnv []string, inject map[string]string) (
 // variables, so the environment is put before the file as single-quoted
 // (never expanded) lines, and only the file's own keys are kept.
 func readEnvFile(path string, env *Env) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, config.MaxEnvFileBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/processman/processman/internal/redact"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -48,7 +49,7 @@ func lifecycleLine(e *ProcessEvent) string {
 	st := e.Status
 	switch e.Type {
 	case EventStarted:
-		line := fmt.Sprintf("%s started (pid %d): %s", e.Name, st.Pid, shorten(displayCommand(st.Dir, st.Command), 200))
+		line := fmt.Sprintf("%s started (pid %d): %s", e.Name, st.Pid, shorten(displayCommand(st.Dir, redact.Args(st.Command)), 200))
 		for _, w := range st.Warnings {
 			line += "\n  warning: " + w
 		}

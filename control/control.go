@@ -27,6 +27,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/internal/redact"
 	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
 )
@@ -150,7 +151,7 @@ func (a *API) detail(p *supervisor.Process) Detail {
 	cfg := p.Config()
 	d := Detail{
 		Summary:  summaryOf(st, cfg, a.usage(st.Pid)[st.Pid]),
-		Command:  st.Command,
+		Command:  redact.Args(st.Command),
 		Cwd:      cfg.Cwd,
 		Venv:     st.Venv,
 		Logs:     st.Logs,

@@ -1,10 +1,10 @@
 package control
 
 import (
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/processman/processman/internal/redact"
 )
 
 // EnvVar is one variable of a child's environment as the API shows it.
@@ -19,7 +19,7 @@ type EnvVar struct {
 }
 
 // Redacted replaces the value of a secret variable.
-const Redacted = "********"
+const Redacted = redact.Mask
 
 // The sources of a variable.
 const (
@@ -28,11 +28,8 @@ const (
 	SourceProcessman = "processman"
 )
 
-// secretName matches the names of variables whose values are secrets.
-var secretName = regexp.MustCompile(`(?i)(secret|token|passw|pwd|api_?key|access_?key|private|credential|auth|cookie|session|signature|salt|dsn|(^|_)key($|_))`)
-
 // IsSecretName reports whether a variable of this name holds a secret.
-func IsSecretName(name string) bool { return secretName.MatchString(name) }
+func IsSecretName(name string) bool { return redact.Name(name) }
 
 // environment returns the variables processman gave a child (those of
 // its config, its env files, and its own), redacted, sorted by name, and
@@ -71,36 +68,11 @@ func environment(env, parent []string, configKeys map[string]string, envFileKeys
 		}
 		if v.Source == SourceEnvFile || IsSecretName(name) {
 			v.Value, v.Redacted = Redacted, true
-		} else if safe, changed := redactURL(value); changed {
+		} else if safe, changed := redact.Value(value); changed {
 			v.Value, v.Redacted = safe, true
 		}
 		vars = append(vars, v)
 	}
 	slices.SortFunc(vars, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	return vars, unchanged
-}
-
-// redactURL hides the password of a URL such as
-// postgres://user:pass@host/db, leaving the rest as written.
-func redactURL(value string) (string, bool) {
-	scheme := strings.Index(value, "://")
-	if scheme < 0 {
-		return value, false
-	}
-	if u, err := url.Parse(value); err != nil || u.User == nil {
-		return value, false
-	} else if _, has := u.User.Password(); !has {
-		return value, false
-	}
-	start := scheme + len("://")
-	authority := value[start:]
-	if end := strings.IndexAny(authority, "/?#"); end >= 0 {
-		authority = authority[:end]
-	}
-	at := strings.LastIndex(authority, "@")
-	colon := strings.Index(authority[:max(at, 0)], ":")
-	if at < 0 || colon < 0 {
-		return value, false
-	}
-	return value[:start+colon+1] + Redacted + value[start+at:], true
 }

@@ -1,6 +1,11 @@
 package control
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/processman/processman/internal/redact"
+)
 
 func TestSecretNames(t *testing.T) {
 	for name, secret := range map[string]bool{
@@ -22,9 +27,9 @@ func TestRedactURL(t *testing.T) {
 		"http://127.0.0.1:8090":                              "http://127.0.0.1:8090",
 		"not a url":                                          "not a url",
 	} {
-		got, changed := redactURL(value)
+		got, changed := redact.Value(value)
 		if got != want || changed != (got != value) {
-			t.Errorf("redactURL(%q) = %q, %v; want %q", value, got, changed, want)
+			t.Errorf("redact.Value(%q) = %q, %v; want %q", value, got, changed, want)
 		}
 	}
 }
@@ -49,6 +54,20 @@ func TestEnvironmentSources(t *testing.T) {
 	for i := range want {
 		if vars[i] != want[i] {
 			t.Errorf("var %d: %+v, want %+v", i, vars[i], want[i])
+		}
+	}
+}
+
+// Secrets inside values are redacted too: in a URL's query and in a
+// connection string, whatever the variable is called.
+func TestEnvironmentRedactsSecretsInValues(t *testing.T) {
+	env := []string{"UPSTREAM=https://api.example.com/v1?api_key=sk-live-1&model=x", "MSSQL=Server=db;User Id=sa;Password=S3cr3t;", "CACHE=redis://h/0?password=p4ss"}
+	vars, _ := environment(env, nil, nil, nil)
+	for _, v := range vars {
+		for _, secret := range []string{"sk-live-1", "S3cr3t", "p4ss"} {
+			if strings.Contains(v.Value, secret) || !v.Redacted {
+				t.Errorf("%s = %q", v.Name, v.Value)
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/internal/redact"
 )
 
 // ErrNotFound is wrapped by errors about a missing interpreter, script
@@ -43,9 +44,10 @@ type Command struct {
 	Warnings []string
 }
 
-// String is the command line, for logs.
+// String is the command line, for logs and messages, with the values of
+// secret flags and the passwords in URLs hidden.
 func (c *Command) String() string {
-	return strings.Join(c.Args, " ")
+	return strings.Join(redact.Args(c.Args), " ")
 }
 
 // interpreterCommands are the commands looked up for each runtime.

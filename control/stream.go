@@ -42,7 +42,7 @@ func (a *API) logs(e *core.RequestEvent) error {
 	}
 	out := p.Output()
 	if !follow {
-		return e.JSON(http.StatusOK, map[string]any{"items": linesOf(tail(out, n))})
+		return e.Blob(http.StatusOK, "application/json", linesAnswer(tail(out, n), MaxLogsAnswerBytes))
 	}
 
 	backlog, lines, cancel := out.TailAndSubscribe(n, 0)
@@ -55,6 +55,38 @@ func (a *API) logs(e *core.RequestEvent) error {
 		s.send("line", lineOf(l))
 	}
 	return relay(e, s, lines, func(l logs.Line) { s.send("line", lineOf(l)) })
+}
+
+// MaxLogsAnswerBytes caps the JSON answer of the logs endpoint (without
+// follow): the newest lines that fit are given, and "truncated" says how
+// many older ones were left out. Lines of hostile output (long, escaped
+// in JSON six bytes to one) must not make one request cost gigabytes.
+const MaxLogsAnswerBytes = 4 << 20
+
+// linesAnswer encodes {"items": [...], "truncated": n} with the newest of
+// lines that fit in max bytes.
+func linesAnswer(lines []logs.Line, max int) []byte {
+	encoded := make([][]byte, 0, len(lines))
+	size := len(`{"items":[],"truncated":0000000000}`)
+	for i := len(lines) - 1; i >= 0; i-- {
+		b, _ := json.Marshal(lineOf(lines[i]))
+		if size+len(b)+1 > max {
+			break
+		}
+		size += len(b) + 1
+		encoded = append(encoded, b)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"items":[`...)
+	for i := len(encoded) - 1; i >= 0; i-- {
+		out = append(out, encoded[i]...)
+		if i > 0 {
+			out = append(out, ',')
+		}
+	}
+	out = append(out, `],"truncated":`...)
+	out = strconv.AppendInt(out, int64(len(lines)-len(encoded)), 10)
+	return append(out, '}')
 }
 
 func tail(out *logs.Output, n int) []logs.Line {

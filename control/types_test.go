@@ -2,9 +2,12 @@ package control
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/processman/processman/config"
+	"github.com/processman/processman/logs"
 	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
 )
@@ -41,4 +44,30 @@ func jsonText(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The logs answer keeps under its cap however the lines encode, with the
+// newest lines, and says how many it left out.
+func TestLinesAnswerIsCapped(t *testing.T) {
+	var lines []logs.Line
+	for i := 0; i < 1000; i++ {
+		lines = append(lines, logs.Line{Stream: "stdout", Pid: 1, Text: fmt.Sprintf("%04d", i) + strings.Repeat("<", 4000)}) // 6 bytes each in JSON
+	}
+	body := linesAnswer(lines, 1<<20)
+	if len(body) > 1<<20 {
+		t.Fatalf("%d bytes over a 1 MB cap", len(body))
+	}
+	var got struct {
+		Items     []Line `json:"items"`
+		Truncated int    `json:"truncated"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Items) == 0 || got.Truncated != 1000-len(got.Items) || got.Items[len(got.Items)-1].Text[:4] != "0999" {
+		t.Errorf("%d items, %d truncated, last %q", len(got.Items), got.Truncated, got.Items[len(got.Items)-1].Text[:4])
+	}
+	if small := linesAnswer(lines[:3], 1<<20); !strings.HasSuffix(string(small), `"truncated":0}`) {
+		t.Errorf("nothing left out: %s", small[len(small)-20:])
+	}
 }

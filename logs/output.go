@@ -29,8 +29,17 @@ const (
 	DefaultLoggerRate   = 100
 	DefaultLoggerBurst  = 1000
 	DefaultRingLines    = 1000
+	DefaultRingBytes    = 2 << 20
 	DefaultMaxLineBytes = 64 << 10
-	DefaultQueue        = 1024
+	// DefaultLoggerBytesRate and DefaultLoggerBytesBurst bound what the
+	// logger sink stores in bytes (of text), besides lines: long lines
+	// within the line rate must not grow PocketBase's log database fast.
+	DefaultLoggerBytesRate  = 64 << 10
+	DefaultLoggerBytesBurst = 256 << 10
+	// DefaultLoggerMaxLineBytes is the longest text the logger gets; a
+	// longer line is cut there, with a marker (the file has it whole).
+	DefaultLoggerMaxLineBytes = 4 << 10
+	DefaultQueue              = 1024
 	// DefaultSubscribeBuffer is the channel size Subscribe uses for buffer <= 0.
 	DefaultSubscribeBuffer = 256
 )
@@ -77,16 +86,26 @@ type Line struct {
 
 // Options configure an Output. Zero values get the defaults shown.
 type Options struct {
-	Process      string       // process name, put in logger attributes ("process")
-	File         string       // log file path; "" means no file. Parent dirs are created (0o755), file 0o644.
-	MaxSizeMB    int          // rotation size, default 10
-	MaxFiles     int          // rotated files kept besides the current one, default 5
-	Logger       *slog.Logger // nil means no logger sink
-	LoggerRate   float64      // lines per second admitted into Logger, default 100
-	LoggerBurst  int          // default 1000
-	RingLines    int          // ring buffer capacity in lines, default 1000
-	MaxLineBytes int          // longer lines are cut into several lines of at most this many bytes, default 64 KiB
-	Queue        int          // sink backlog before dropping, in units of 8 KiB of lines (text + 64 bytes each), default 1024 = 8 MiB
+	Process     string       // process name, put in logger attributes ("process")
+	File        string       // log file path; "" means no file. Parent dirs are created (0o755), file 0o644.
+	MaxSizeMB   int          // rotation size, default 10
+	MaxFiles    int          // rotated files kept besides the current one, default 5
+	Logger      *slog.Logger // nil means no logger sink
+	LoggerRate  float64      // lines per second admitted into Logger, default 100
+	LoggerBurst int          // default 1000
+	// LoggerBytesRate and LoggerBytesBurst bound the text admitted into
+	// Logger in bytes per second, defaults 64 KiB and 256 KiB.
+	LoggerBytesRate  float64
+	LoggerBytesBurst int
+	// LoggerMaxLineBytes cuts longer lines for Logger, with a marker;
+	// default 4 KiB.
+	LoggerMaxLineBytes int
+	RingLines          int // ring buffer capacity in lines, default 1000
+	// RingBytes bounds the text the ring buffer keeps, default 2 MiB: the
+	// oldest lines go first when it is reached.
+	RingBytes    int
+	MaxLineBytes int // longer lines are cut into several lines of at most this many bytes, default 64 KiB
+	Queue        int // sink backlog before dropping, in units of 8 KiB of lines (text + 64 bytes each), default 1024 = 8 MiB
 }
 
 func (o *Options) setDefaults() {
@@ -104,6 +123,18 @@ func (o *Options) setDefaults() {
 	}
 	if o.RingLines <= 0 {
 		o.RingLines = DefaultRingLines
+	}
+	if o.RingBytes <= 0 {
+		o.RingBytes = DefaultRingBytes
+	}
+	if o.LoggerBytesRate <= 0 {
+		o.LoggerBytesRate = DefaultLoggerBytesRate
+	}
+	if o.LoggerBytesBurst <= 0 {
+		o.LoggerBytesBurst = DefaultLoggerBytesBurst
+	}
+	if o.LoggerMaxLineBytes <= 0 {
+		o.LoggerMaxLineBytes = DefaultLoggerMaxLineBytes
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = DefaultMaxLineBytes
@@ -158,6 +189,7 @@ type Output struct {
 	ring       []Line // circular, len == RingLines
 	head       int    // where the next line goes
 	count      int    // lines kept, <= len(ring)
+	ringBytes  int    // text bytes of the lines kept, <= RingBytes but for one line
 	subs       map[*subscriber]struct{}
 	ringClosed bool
 
@@ -216,6 +248,7 @@ func NewOutput(opts Options) (*Output, error) {
 	}
 	if opts.Logger != nil {
 		s.limiter = rate.NewLimiter(rate.Limit(opts.LoggerRate), opts.LoggerBurst)
+		s.bytesLimiter = rate.NewLimiter(rate.Limit(opts.LoggerBytesRate), opts.LoggerBytesBurst)
 	}
 	o.sink = s
 	o.wake = make(chan struct{}, 1)
@@ -384,10 +417,18 @@ func (o *Output) addToRing(lines []Line) bool {
 	if len(keep) > size {
 		keep = keep[len(keep)-size:]
 	}
-	n := copy(o.ring[o.head:], keep)
-	copy(o.ring, keep[n:])
-	o.head = (o.head + len(keep)) % size
-	o.count = min(o.count+len(keep), size)
+	for _, l := range keep {
+		if o.count == size { // full in lines: the oldest goes
+			o.dropOldest()
+		}
+		o.ring[o.head] = l
+		o.head = (o.head + 1) % size
+		o.count++
+		o.ringBytes += len(l.Text)
+		for o.ringBytes > o.opts.RingBytes && o.count > 1 { // over the byte budget
+			o.dropOldest()
+		}
+	}
 
 	for s := range o.subs {
 		for _, l := range lines {
@@ -399,6 +440,15 @@ func (o *Output) addToRing(lines []Line) bool {
 		}
 	}
 	return true
+}
+
+// dropOldest removes the oldest line of the ring. o.ringMu must be held.
+func (o *Output) dropOldest() {
+	size := len(o.ring)
+	oldest := (o.head - o.count + size) % size
+	o.ringBytes -= len(o.ring[oldest].Text)
+	o.ring[oldest] = Line{} // let its text go
+	o.count--
 }
 
 // Tail returns up to n most recent lines, oldest first (n<=0 means all kept

@@ -36,12 +36,13 @@ type sink struct {
 	err       error // first file error
 
 	// logger
-	logger   *slog.Logger
-	limiter  *rate.Limiter
-	pending  uint64    // skipped since the last warning
-	total    uint64    // skipped in total
-	lastWarn time.Time // zero until the first warning
-	timer    *time.Timer
+	logger       *slog.Logger
+	limiter      *rate.Limiter // lines
+	bytesLimiter *rate.Limiter // bytes of (cut) text
+	pending      uint64        // skipped since the last warning
+	total        uint64        // skipped in total
+	lastWarn     time.Time     // zero until the first warning
+	timer        *time.Timer
 
 	skipped    atomic.Uint64
 	fileErrors atomic.Uint64
@@ -139,20 +140,31 @@ func (s *sink) write(lines []Line) {
 	}
 }
 
-// log sends as many lines as the rate limiter admits to the logger and
-// counts the rest. Tokens do not refill between lines logged at the same
-// instant, so admitting the first k lines at once is the same as asking the
-// limiter line by line, at a fraction of the cost.
+// log sends as many lines as the rate limiters admit to the logger and
+// counts the rest: lines per second, and bytes of text per second, each
+// line cut to LoggerMaxLineBytes first. Tokens do not refill between lines
+// logged at the same instant, so admitting the first k lines at once is
+// the same as asking the limiters line by line, at a fraction of the cost.
 func (s *sink) log(lines []Line) {
 	now := time.Now()
 	k := min(int(s.limiter.TokensAt(now)), len(lines))
-	if k < 0 || (k > 0 && !s.limiter.AllowN(now, k)) {
+	maxText := s.o.opts.LoggerMaxLineBytes
+	budget, bytes := int(s.bytesLimiter.TokensAt(now)), 0
+	for i := range lines[:max(k, 0)] {
+		n := min(len(lines[i].Text), maxText+cutMarkerBytes)
+		if bytes+n > budget {
+			k = i
+			break
+		}
+		bytes += n
+	}
+	if k < 0 || (k > 0 && (!s.limiter.AllowN(now, k) || !s.bytesLimiter.AllowN(now, bytes))) {
 		k = 0
 	}
 	ctx := context.Background()
 	for i := range lines[:k] {
 		l := &lines[i]
-		s.logger.LogAttrs(ctx, slog.LevelInfo, l.Text,
+		s.logger.LogAttrs(ctx, slog.LevelInfo, cutText(l.Text, maxText),
 			s.procAttr, slog.String("stream", l.Stream), slog.Int("pid", l.Pid))
 	}
 	if skipped := uint64(len(lines) - k); skipped > 0 {
@@ -163,6 +175,19 @@ func (s *sink) log(lines []Line) {
 	if s.pending > 0 && (s.lastWarn.IsZero() || now.Sub(s.lastWarn) >= warnInterval) {
 		s.warn()
 	}
+}
+
+// cutMarkerBytes is the room the marker of a cut line takes.
+const cutMarkerBytes = 40
+
+// cutText cuts text to at most max bytes (at a UTF-8 boundary) and says
+// how much was left out: " … [cut: 61440 more bytes]".
+func cutText(text string, max int) string {
+	if len(text) <= max {
+		return text
+	}
+	c := cutPoint(text, max)
+	return fmt.Sprintf("%s … [cut: %d more bytes]", text[:c], len(text)-c)
 }
 
 // warnTimer returns a channel that fires when a pending warning is due, or

@@ -448,3 +448,30 @@ func TestWatchdogIsReplacedWhenKilled(t *testing.T) {
 		t.Fatalf("watchdog not replaced: first %d, now %d", first, second)
 	}
 }
+
+// A killed watchdog is replaced at once, without waiting for the next
+// start, and the new one knows every live group: when it goes (as when
+// PocketBase dies), it takes them with it.
+func TestWatchdogIsSupervised(t *testing.T) {
+	h := newHarness(t)
+	h.script("app.sh", "#!/bin/sh\nsleep 300 &\nexec sleep 300\n")
+	a := h.add(config.Process{Name: "a", Script: "app.sh"})
+	pid := waitState(t, a, Online, 10*time.Second).Pid
+	spawner := h.manager.Spawner()
+	first := spawner.WatchdogPid()
+	proc, _ := os.FindProcess(first)
+	_ = proc.Kill()
+	testutil.WaitFor(t, "a new watchdog", 5*time.Second, func() bool {
+		w := spawner.WatchdogPid()
+		return w != 0 && w != first && testutil.Alive(w)
+	})
+	if n := spawner.WatchdogRestarts(); n != 1 {
+		t.Errorf("restarts %d, want 1", n)
+	}
+	// The new watchdog's input closes, as when PocketBase is killed: the
+	// group it learned goes.
+	second := spawner.WatchdogPid()
+	_ = spawner.Close()
+	testutil.WaitFor(t, "the child to be stopped by the new watchdog", 10*time.Second, func() bool { return !groupAlive(pid) })
+	testutil.WaitFor(t, "the new watchdog to exit", 10*time.Second, func() bool { return !testutil.Alive(second) })
+}

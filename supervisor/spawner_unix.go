@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"os/exec"
 	"runtime"
@@ -31,6 +32,10 @@ import (
 //
 // A descendant that leaves the group on purpose (setsid, as daemons do)
 // is outside both; managed programs should not daemonize.
+//
+// The watchdog is itself supervised: when it dies while PocketBase runs
+// (someone killed it), a new one starts at once and learns every live
+// group again, and both are logged.
 type Spawner struct {
 	requests chan spawnRequest
 
@@ -38,6 +43,8 @@ type Spawner struct {
 	groups   map[int]bool // live process groups, registered with the watchdog
 	watchdog *watchdog
 	closed   bool
+	logger   *slog.Logger
+	restarts int // watchdogs started after one died
 }
 
 type spawnRequest struct {
@@ -48,9 +55,26 @@ type spawnRequest struct {
 // NewSpawner starts the spawner's thread. Close it after every child it
 // started has been stopped.
 func NewSpawner() *Spawner {
-	s := &Spawner{requests: make(chan spawnRequest), groups: map[int]bool{}}
+	s := &Spawner{requests: make(chan spawnRequest), groups: map[int]bool{}, logger: slog.Default()}
 	go s.loop()
 	return s
+}
+
+// SetLogger sets where the watchdog's loss and restart are logged
+// (default slog.Default()).
+func (s *Spawner) SetLogger(l *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l != nil {
+		s.logger = l
+	}
+}
+
+// WatchdogRestarts counts the watchdogs started because one died.
+func (s *Spawner) WatchdogRestarts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts
 }
 
 // loop runs on a locked OS thread for the spawner's life. The goroutine
@@ -88,10 +112,9 @@ func (s *Spawner) Start(cmd *exec.Cmd) error {
 	pgid := cmd.Process.Pid
 	s.groups[pgid] = true
 	if err := s.watchdog.send('+', pgid); err != nil {
-		// The watchdog died (someone killed it): start a new one, which
-		// learns every live group, this one included.
-		s.watchdog = nil
-		return s.ensureWatchdog()
+		// The watchdog died and its exit was not handled yet: replace it
+		// now; the new one learns every live group, this one included.
+		s.replaceWatchdog(s.watchdog)
 	}
 	return nil
 }
@@ -142,7 +165,7 @@ func (s *Spawner) ensureWatchdog() error {
 	if s.watchdog != nil {
 		return nil
 	}
-	w, err := startWatchdog()
+	w, err := startWatchdog(s.watchdogExited)
 	if err != nil {
 		return err
 	}
@@ -154,6 +177,32 @@ func (s *Spawner) ensureWatchdog() error {
 	}
 	s.watchdog = w
 	return nil
+}
+
+// watchdogExited runs when a watchdog process has exited.
+func (s *Spawner) watchdogExited(w *watchdog) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.watchdog != w {
+		return // closed on purpose, or already replaced
+	}
+	s.replaceWatchdog(w)
+}
+
+// replaceWatchdog starts a new watchdog in place of w, which died, with
+// every live group; s.mu must be held.
+func (s *Spawner) replaceWatchdog(w *watchdog) {
+	s.watchdog = nil
+	w.close()
+	s.logger.Warn("processman: the watchdog died; starting a new one",
+		"pid", w.cmd.Process.Pid, "groups", len(s.groups))
+	if err := s.ensureWatchdog(); err != nil {
+		s.logger.Error("processman: cannot start a new watchdog: children would outlive a killed PocketBase",
+			"error", err.Error())
+		return
+	}
+	s.restarts++
+	s.logger.Info("processman: a new watchdog runs", "pid", s.watchdog.cmd.Process.Pid, "groups", len(s.groups))
 }
 
 // watchdogScript keeps the registered group ids and, when its standard
@@ -181,7 +230,8 @@ type watchdog struct {
 	stdin io.WriteCloser
 }
 
-func startWatchdog() (*watchdog, error) {
+// startWatchdog starts a watchdog; exited runs once it has exited.
+func startWatchdog(exited func(*watchdog)) (*watchdog, error) {
 	cmd := exec.Command("/bin/sh", "-c", watchdogScript, WatchdogName)
 	// Its own group: a terminal's Ctrl-C must not reach it before
 	// PocketBase has stopped the children.
@@ -193,8 +243,12 @@ func startWatchdog() (*watchdog, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("processman: start watchdog (/bin/sh): %w", err)
 	}
-	go func() { _ = cmd.Wait() }()
-	return &watchdog{cmd: cmd, stdin: stdin}, nil
+	w := &watchdog{cmd: cmd, stdin: stdin}
+	go func() {
+		_ = cmd.Wait()
+		exited(w)
+	}()
+	return w, nil
 }
 
 func (w *watchdog) send(op byte, pgid int) error {

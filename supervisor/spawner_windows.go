@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"errors"
+	"log/slog"
 	"os/exec"
 	"sync"
 )
@@ -28,6 +29,12 @@ func (s *Spawner) Start(cmd *exec.Cmd) error {
 	}
 	return cmd.Start()
 }
+
+// SetLogger is a no-op on Windows, which has no watchdog.
+func (s *Spawner) SetLogger(*slog.Logger) {}
+
+// WatchdogRestarts is 0: there is no watchdog on Windows.
+func (s *Spawner) WatchdogRestarts() int { return 0 }
 
 // Release is a no-op on Windows.
 func (s *Spawner) Release(pgid int) {}

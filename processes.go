@@ -27,6 +27,7 @@ type processes struct {
 	manager  *supervisor.Manager
 	checks   context.Context // the health checks run until it is done
 	terminal *terminal       // the lifecycle lines
+	logger   *slog.Logger    // processman's own records
 
 	outputs  []*logs.Output
 	watchers []*watch.Watcher
@@ -63,8 +64,8 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env []envVar, 
 		},
 		Spawner:        ps.manager.Spawner(),
 		Output:         out,
-		Logger:         ps.app.Logger(),
-		BeforeStart:    target.RemoveStale,
+		Logger:         ps.logger,
+		BeforeStart:    target.Prepare,
 		CheckReadiness: proc.Route != "" || proc.Health != nil,
 	}
 	if len(errs) > 0 {
@@ -75,7 +76,7 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env []envVar, 
 		return err
 	}
 	if opts.CheckReadiness && len(errs) == 0 {
-		probe := &health.Check{Process: sp, Output: out, Target: target, Config: proc.Health, Logger: ps.app.Logger()}
+		probe := &health.Check{Process: sp, Output: out, Target: target, Config: proc.Health, Logger: ps.logger}
 		if route != nil {
 			probe.Secret = route.secret
 		}
@@ -94,7 +95,7 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 	if len(paths) == 0 {
 		paths = []string{cfg.Cwd}
 	}
-	logger := ps.app.Logger()
+	logger := ps.logger
 	w, err := watch.New(watch.Options{
 		Paths:  paths,
 		Root:   cfg.Cwd,
@@ -122,20 +123,7 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 
 // logFile is the log file path of a process, "" for none.
 func (ps *processes) logFile(proc config.Process) string {
-	switch {
-	case proc.LogFile.Disabled:
-		return ""
-	case proc.LogFile.Path != "":
-		if filepath.IsAbs(proc.LogFile.Path) {
-			return proc.LogFile.Path
-		}
-		return filepath.Join(proc.Cwd, proc.LogFile.Path)
-	}
-	dir := ps.config.LogsDir
-	if dir == "" {
-		dir = filepath.Join(ps.app.DataDir(), "processman", "logs")
-	}
-	return filepath.Join(dir, proc.Name+".log")
+	return logFilePath(proc, ps.config.LogsDir, ps.app.DataDir())
 }
 
 // storeLogger is where output lines are forwarded: PocketBase's logger,

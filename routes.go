@@ -14,9 +14,18 @@ import (
 
 // mountRoutes adds the route of every valid routed process to routes,
 // on the serve event's router, and returns what each routed child
-// learns: where to listen and how to verify its callers.
-func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor.Manager, procs []config.Process, errs config.Errors, logger *slog.Logger) map[string]*routeEnv {
+// learns: where to listen and how to verify its callers. A route that
+// cannot be mounted is an error of its entry, returned too, which marks
+// the process errored.
+func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor.Manager, procs []config.Process, errs config.Errors, logger *slog.Logger) (map[string]*routeEnv, config.Errors) {
 	routed := map[string]*routeEnv{}
+	var failed config.Errors
+	fail := func(i int, proc config.Process, message, hint string) {
+		ce := config.Error{Path: fmt.Sprintf("/processes/%d/route", i), Index: i, Process: proc.Name, Message: message, Hint: hint}
+		logger.Error("processman: route not mounted", "process", proc.Name, "route", proc.Route, "error", ce.Error())
+		fmt.Fprintln(os.Stderr, "processman: "+ce.Error())
+		failed = append(failed, ce)
+	}
 	for i, proc := range procs {
 		if proc.Route == "" || len(errs.ForIndex(i)) > 0 || proc.Name == "" {
 			continue
@@ -25,10 +34,14 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor
 			continue
 		}
 		proc = proc.WithDefaults()
+		if taken := gateway.Taken(e.Router, proc.Route); taken != "" {
+			fail(i, proc, fmt.Sprintf("route %q is taken: PocketBase's router already has %s (from pb_hooks or Go code)", proc.Route, taken),
+				"choose another prefix, or remove the other route")
+			continue
+		}
 		target, err := routes.Listen(proc.Name, proc.Listen)
 		if err != nil {
-			logger.Error("processman: route not mounted", "process", proc.Name, "route", proc.Route, "error", err.Error())
-			fmt.Fprintln(os.Stderr, err)
+			fail(i, proc, err.Error(), "")
 			continue
 		}
 		name := proc.Name
@@ -51,7 +64,7 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor
 		})
 		routed[name] = &routeEnv{prefix: proc.Route, target: target, secret: routes.Secret()}
 	}
-	return routed
+	return routed, failed
 }
 
 // authorizer applies a route's auth rule with PocketBase's own auth:

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/processman/processman"
 	"github.com/processman/processman/gateway/identity"
 	"github.com/processman/processman/internal/testutil"
+	"github.com/processman/processman/supervisor"
 )
 
 // echoSidecar is the test sidecar, answering with what it received.
@@ -33,12 +36,13 @@ func echoSidecar(t *testing.T) string {
 }
 
 type echo struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Bytes   int64             `json:"bytes"`
-	Headers map[string]string `json:"headers"`
-	Secret  string            `json:"secret"`
-	Env     map[string]string `json:"env"`
+	Method   string            `json:"method"`
+	URL      string            `json:"url"`
+	Bytes    int64             `json:"bytes"`
+	Headers  map[string]string `json:"headers"`
+	Trailers map[string]string `json:"trailers"`
+	Secret   string            `json:"secret"`
+	Env      map[string]string `json:"env"`
 }
 
 // call sends a request through PocketBase and decodes the echo.
@@ -451,5 +455,158 @@ func TestGatewayBodyLimitAndResponseTimeout(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 504 || time.Since(start) > 1500*time.Millisecond {
 		t.Errorf("slow sidecar: %d after %v, want 504 after about 300ms", resp.StatusCode, time.Since(start))
+	}
+}
+
+// A route that PocketBase's router already has (pb_hooks, Go code) is not
+// mounted over it: that would panic when PocketBase builds its router.
+// The process is errored instead, and PocketBase serves.
+func TestRouteTakenByAnotherHandler(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pb_processes.json"), []byte(`[
+		{"name": "side", "script": "sleep", "args": ["300"], "route": "/api/taken"},
+		{"name": "free", "script": "sleep", "args": ["300"]}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := testutil.NewApp(t, dir)
+	if err := processman.Register(app, nil, processman.Config{Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	// bound after the plugin, as pb_hooks' routerAdd is
+	app.OnServe().BindFunc(func(e *core.ServeEvent) error {
+		e.Router.GET("/api/taken/{path...}", func(e *core.RequestEvent) error { return e.String(200, "mine") })
+		return e.Next()
+	})
+	srv := testutil.Serve(t, app)
+	side := processman.Manager(app).Get("side")
+	testutil.WaitFor(t, "side errored", 10*time.Second, func() bool { return side.Status().State == supervisor.Errored })
+	if st := side.Status(); !strings.Contains(st.Error, `route "/api/taken" is taken`) {
+		t.Errorf("error %q", st.Error)
+	}
+	resp, err := http.Get(srv.URL + "/api/taken/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "mine" {
+		t.Errorf("the other route answered %d %q", resp.StatusCode, body)
+	}
+	if st := processman.Manager(app).Get("free").Status(); st.State != supervisor.Online && st.State != supervisor.Starting {
+		t.Errorf("free: %s", st.State)
+	}
+}
+
+// rawCall writes a request as it is on a new connection to PocketBase and
+// returns the status line and the rest of the answer.
+func rawCall(t *testing.T, url, request string) (string, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(conn)
+	status, rest, _ := strings.Cut(string(answer), "\r\n")
+	return status, rest
+}
+
+// No identity reaches the sidecar through a second Authorization header
+// or through trailers; a malformed body is the client's fault.
+func TestGatewayRefusesForgedTrailersAndTwoAuthorizations(t *testing.T) {
+	s := gatewayServer(t, processman.Config{}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public"}`)
+	p := s.process("side")
+	testutil.WaitFor(t, "ready", 15*time.Second, func() bool { return p.Status().Ready })
+	user, _ := testutil.AuthToken(t, s.app, "users")
+	admin, _ := testutil.AuthToken(t, s.app, core.CollectionNameSuperusers)
+	host := strings.TrimPrefix(s.url, "http://")
+
+	status, rest := rawCall(t, s.url, "GET /api/side/x HTTP/1.1\r\nHost: "+host+"\r\nAuthorization: "+user+"\r\nAuthorization: "+admin+"\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, " 400 ") || !strings.Contains(rest, "more than one Authorization header") {
+		t.Errorf("two Authorization headers: %s\n%s", status, rest)
+	}
+
+	for _, declared := range []string{"X-Pb-Auth-Superuser", "X_pb_auth_id", "Authorization"} {
+		status, rest = rawCall(t, s.url, "POST /api/side/x HTTP/1.1\r\nHost: "+host+"\r\nTransfer-Encoding: chunked\r\nTrailer: "+declared+"\r\nConnection: close\r\n\r\n"+
+			"2\r\nhi\r\n0\r\n"+declared+": true\r\n\r\n")
+		if !strings.Contains(status, " 400 ") || !strings.Contains(rest, "declares the trailer") {
+			t.Errorf("declared trailer %s: %s\n%s", declared, status, rest)
+		}
+	}
+
+	// Undeclared trailers of the family are dropped; others pass.
+	status, rest = rawCall(t, s.url, "POST /api/side/x HTTP/1.1\r\nHost: "+host+"\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nConnection: close\r\n\r\n"+
+		"2\r\nhi\r\n0\r\nX-Checksum: abc\r\nX-Pb-Auth-Superuser: true\r\nX_pb_auth_id: forged\r\nX-Pb-Gateway-Proof: x\r\nAuthorization: "+admin+"\r\n\r\n")
+	if !strings.Contains(status, " 200 ") {
+		t.Fatalf("chunked upload with trailers: %s\n%s", status, rest)
+	}
+	_, body, _ := strings.Cut(rest, "\r\n\r\n")
+	var got echo
+	if err := json.Unmarshal([]byte(dechunk(body)), &got); err != nil {
+		t.Fatalf("%v: %q", err, body)
+	}
+	if got.Trailers["x-checksum"] != "abc" || len(got.Trailers) != 1 || got.Headers["x-pb-auth-superuser"] != "false" {
+		t.Errorf("the sidecar got trailers %v, superuser %q", got.Trailers, got.Headers["x-pb-auth-superuser"])
+	}
+
+	status, rest = rawCall(t, s.url, "POST /api/side/x HTTP/1.1\r\nHost: "+host+"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nhi\r\n0\r\n\r\n")
+	if !strings.Contains(status, " 400 ") || !strings.Contains(rest, "could not be read") {
+		t.Errorf("malformed chunks: %s\n%s", status, rest)
+	}
+}
+
+// dechunk decodes a chunked body, or returns it as it is.
+func dechunk(body string) string {
+	var out strings.Builder
+	for body != "" {
+		size, rest, ok := strings.Cut(body, "\r\n")
+		n, err := strconv.ParseInt(size, 16, 64)
+		if !ok || err != nil {
+			return body
+		}
+		if n == 0 {
+			break
+		}
+		out.WriteString(rest[:n])
+		body = rest[n+2:]
+	}
+	return out.String()
+}
+
+// The socket directory is made again when someone removed it: a routed
+// process restarts into it instead of crash-looping.
+func TestSocketDirectoryIsMadeAgain(t *testing.T) {
+	s := gatewayServer(t, processman.Config{Quiet: true}, `{"name": "side", "script": "side.mjs", "route": "/api/side", "auth": "public", "restart_delay": "50ms"}`)
+	p := s.process("side")
+	testutil.WaitFor(t, "ready", 15*time.Second, func() bool { return p.Status().Ready })
+	var socket string
+	for _, kv := range p.Launched().Env {
+		if v, ok := strings.CutPrefix(kv, "PB_SOCKET="); ok {
+			socket = v
+		}
+	}
+	if err := os.RemoveAll(filepath.Dir(socket)); err != nil {
+		t.Fatal(err)
+	}
+	first := p.Status().Pid
+	if proc, err := os.FindProcess(first); err != nil || proc.Kill() != nil {
+		t.Fatal("cannot kill the process", err)
+	}
+	testutil.WaitFor(t, "a new run, ready", 15*time.Second, func() bool {
+		st := p.Status()
+		return st.Pid != first && st.Ready
+	})
+	if resp, _ := s.call(t, "GET", "/api/side/x", "", nil); resp.StatusCode != 200 {
+		t.Errorf("status %d after the directory came back", resp.StatusCode)
+	}
+	if st := p.Status(); st.Restarts != 1 {
+		t.Errorf("%d restarts, want 1", st.Restarts)
+	}
+	if info, err := os.Stat(filepath.Dir(socket)); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory: %v %v", info, err)
 	}
 }

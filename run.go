@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
 	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/internal/asynclog"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -20,10 +23,12 @@ import (
 // makes it from the serve event and close ends it, so that a second
 // serve (an in-place restart, a test) starts from nothing.
 type run struct {
-	app     core.App
-	config  Config
-	manager *supervisor.Manager
-	routes  *gateway.Routes
+	app        core.App
+	config     Config
+	manager    *supervisor.Manager
+	routes     *gateway.Routes
+	logger     *slog.Logger      // processman's own records, through logHandler
+	logHandler *asynclog.Handler // the queue in front of PocketBase's logger
 
 	procs  []config.Process
 	errs   config.Errors
@@ -62,21 +67,38 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	if len(errs) > 0 {
 		term.say("%d config %s (above): the processes without errors start", len(errs), plural(len(errs), "error", "errors"))
 	}
-	routes, err := gateway.NewRoutes(gateway.RoutesConfig{Hold: cfg.GatewayHold, Logger: app.Logger()})
+	// processman's own records reach PocketBase's logger through a queue,
+	// so that its batch write to the log database never holds up a
+	// supervisor, a route's request or a control action.
+	logHandler := asynclog.New(app.Logger().Handler(), logQueue)
+	logger := slog.New(logHandler)
+	routes, err := gateway.NewRoutes(gateway.RoutesConfig{Hold: cfg.GatewayHold, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 
-	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs}
+	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs,
+		logger: logger, logHandler: logHandler}
+	r.manager.Spawner().SetLogger(logger)
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
-	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term}
+	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term, logger: logger}
 	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
-	r.routed = mountRoutes(e, routes, r.manager, procs, errs, app.Logger())
+	var routeErrs config.Errors
+	r.routed, routeErrs = mountRoutes(e, routes, r.manager, procs, errs, logger)
+	r.errs = append(r.errs, routeErrs...)
 	return r, nil
 }
+
+const (
+	// logQueue is how many of processman's records may wait for
+	// PocketBase's logger; more are dropped and counted.
+	logQueue = 8192
+	// logFlushTimeout bounds the wait for them at shutdown.
+	logFlushTimeout = 5 * time.Second
+)
 
 // errUnusableConfig is the failure of a serve whose config file cannot
 // be used at all: unreadable, not JSON, or not processes.
@@ -119,7 +141,7 @@ func (r *run) start(e *core.ServeEvent) {
 		seen[proc.Name] = true
 		route := r.routed[proc.Name]
 		if err := r.processes.add(proc, r.errs.ForIndex(i), env.of(proc.Name, route), route); err != nil {
-			r.app.Logger().Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
+			r.logger.Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
@@ -130,7 +152,7 @@ func (r *run) start(e *core.ServeEvent) {
 func (r *run) writeServerInfo(url string) {
 	path, err := control.WriteServerInfo(r.app.DataDir(), control.ServerInfo{URL: url, Pid: os.Getpid()})
 	if err != nil {
-		r.app.Logger().Warn("processman: cannot write the server info file for the CLI", "file", path, "error", err.Error())
+		r.logger.Warn("processman: cannot write the server info file for the CLI", "file", path, "error", err.Error())
 		return
 	}
 	r.serverInfo = path
@@ -148,11 +170,14 @@ func (r *run) close(ctx context.Context) {
 	}
 	r.processes.closeWatchers()
 	if err := r.manager.Shutdown(ctx); err != nil {
-		r.app.Logger().Error("processman: shutdown", "error", err.Error())
+		r.logger.Error("processman: shutdown", "error", err.Error())
 	}
 	r.events.close() // the hooks see the last exits before PocketBase goes
 	r.processes.closeOutputs()
 	if err := r.routes.Close(); err != nil {
-		r.app.Logger().Warn("processman: cannot remove the socket directory", "error", err.Error())
+		r.logger.Warn("processman: cannot remove the socket directory", "error", err.Error())
 	}
+	// PocketBase writes its last batch of records after this; ours are in
+	// it.
+	r.logHandler.Flush(logFlushTimeout)
 }

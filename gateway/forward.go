@@ -294,7 +294,7 @@ func (x *exchange) sendBody(body io.Reader, contentLength int64, trailer http.He
 			break
 		}
 		if rerr != nil {
-			err = rerr
+			err = clientBodyError{rerr}
 			break
 		}
 	}
@@ -305,6 +305,9 @@ func (x *exchange) sendBody(body io.Reader, contentLength int64, trailer http.He
 		// was read to its end.
 		bw.WriteString("0\r\n")
 		for k, vs := range trailer {
+			if !forwardedTrailer(k) {
+				continue // undeclared, or of the identity family: dropped
+			}
 			for _, v := range vs {
 				bw.Write(appendHeaderLine(nil, k, v))
 			}
@@ -330,6 +333,14 @@ func (x *exchange) sendBody(body io.Reader, contentLength int64, trailer http.He
 		x.mu.Unlock()
 	}
 }
+
+// clientBodyError is a failure to read the client's request body: a
+// malformed chunked body, a body over the route's limit, a client gone
+// mid-upload. It is the client's fault, not the sidecar's.
+type clientBodyError struct{ err error }
+
+func (e clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e clientBodyError) Unwrap() error { return e.err }
 
 // copyResponse writes the answer's head and streams its body to w:
 // server-sent events and answers without a length are flushed at every

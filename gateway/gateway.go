@@ -267,6 +267,9 @@ type proxiedRequest struct {
 
 // Handle serves one request of the route: auth, identity, forward.
 func (p *Proxy) Handle(e *core.RequestEvent) error {
+	if reason := refusal(e.Request); reason != "" {
+		return e.BadRequestError(reason, nil)
+	}
 	if p.Authorize != nil {
 		if err := p.Authorize(e); err != nil {
 			return err
@@ -416,11 +419,14 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, b *backend, err error) error {
 	state := b.state()
 	status, message := http.StatusBadGateway, fmt.Sprintf("The %q process failed to answer.", p.Process)
+	var bodyErr clientBodyError
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return nil // the client went away; nothing to answer
 	case errors.As(err, new(*http.MaxBytesError)):
 		status, message = http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than the %d bytes this route accepts.", p.BodyLimit)
+	case errors.As(err, &bodyErr):
+		status, message = http.StatusBadRequest, "The request body could not be read: "+bodyErr.err.Error()+"."
 	case isTimeout(err):
 		status, message = http.StatusGatewayTimeout, fmt.Sprintf("The %q process did not answer within %s.", p.Process, p.ResponseTimeout)
 	case errors.Is(err, ErrNotReady):

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -178,15 +179,44 @@ func (p *Proxy) requestHead(dst []byte, r *http.Request, target string, id ident
 		if len(r.Trailer) > 0 {
 			keys := make([]string, 0, len(r.Trailer))
 			for k := range r.Trailer {
-				keys = append(keys, k)
+				if forwardedTrailer(k) {
+					keys = append(keys, k)
+				}
 			}
-			dst = appendHeaderLine(dst, "Trailer", strings.Join(keys, ", "))
+			if len(keys) > 0 {
+				dst = appendHeaderLine(dst, "Trailer", strings.Join(keys, ", "))
+			}
 		}
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
 		// as http.Transport: many servers expect a length for these
 		dst = append(dst, "Content-Length: 0\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// forwardedTrailer reports whether a request trailer may reach the
+// sidecar: not one of the identity family (which Handle refuses when it
+// is declared, and which is dropped when it is not), not Authorization,
+// not a hop-by-hop field.
+func forwardedTrailer(k string) bool {
+	return !identity.IsIdentityHeader(k) && !hopHeaders[http.CanonicalHeaderKey(k)] &&
+		!strings.EqualFold(k, "Authorization")
+}
+
+// refusal says why a request may not be forwarded at all: a second
+// Authorization header (the sidecar would see two callers), or a
+// declared trailer of the identity family or Authorization (a framework
+// that merges trailers into headers would take it for the gateway's).
+func refusal(r *http.Request) string {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return "The request has more than one Authorization header; send one."
+	}
+	for k := range r.Trailer {
+		if identity.IsIdentityHeader(k) || strings.EqualFold(k, "Authorization") {
+			return fmt.Sprintf("The request declares the trailer %q, which it may not send.", k)
+		}
+	}
+	return ""
 }
 
 // appendHeaderLine appends "k: v\r\n", with line breaks in v turned into

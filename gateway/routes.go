@@ -160,6 +160,20 @@ func (rs *Routes) Add(r *router.Router[*core.RequestEvent], route Route, backend
 	return proxy
 }
 
+// Taken returns a pattern of the prefix that r already has (another
+// route of PocketBase, a pb_hooks routerAdd, Go code), "" when it has
+// none. Mounting over it would panic when PocketBase builds its router.
+func Taken(r *router.Router[*core.RequestEvent], prefix string) string {
+	for _, method := range routeMethods {
+		for _, pattern := range []string{prefix, prefix + "/{path...}"} {
+			if r.HasRoute(method, pattern) {
+				return method + " " + pattern
+			}
+		}
+	}
+	return ""
+}
+
 // Client returns an HTTP client for calling the routed process name (see
 // Proxy.Client), or an error when no route of that process was added.
 func (rs *Routes) Client(name string) (*http.Client, error) {
@@ -188,11 +202,16 @@ func (rs *Routes) Close() error {
 	return os.RemoveAll(dir)
 }
 
-// RemoveStale deletes a socket file left at t by an earlier run, so that
-// the child can bind it; a TCP target needs nothing.
-func (t Target) RemoveStale() error {
+// Prepare readies t for a new run of its process: the socket directory
+// made again (mode 0700) if someone removed it, and a socket file left by
+// an earlier run removed, so that the child can bind it. A TCP target
+// needs nothing.
+func (t Target) Prepare() error {
 	if t.Network != "unix" {
 		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(t.Address), 0o700); err != nil {
+		return fmt.Errorf("processman: socket directory %s: %w", filepath.Dir(t.Address), err)
 	}
 	if err := os.Remove(t.Address); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("processman: remove stale socket %s: %w", t.Address, err)

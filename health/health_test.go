@@ -61,7 +61,7 @@ func start(t *testing.T, dir string, cfg config.Process, routed bool, env map[st
 		Resolve:        func(p config.Process) (*launch.Command, error) { return launch.Resolve(p, os.Environ(), inject) },
 		Spawner:        manager.Spawner(),
 		Output:         out,
-		BeforeStart:    c.target.RemoveStale,
+		BeforeStart:    c.target.Prepare,
 		CheckReadiness: true,
 	})
 	if err := manager.Add(c.process); err != nil {

@@ -39,6 +39,7 @@ const server = http.createServer(async (req, res) => {
     url: req.url,
     bytes,
     headers: req.headers,
+    trailers: req.trailers,
     secret: process.env.PB_GATEWAY_SECRET,
     env: { PB_SOCKET: process.env.PB_SOCKET ?? "", PORT: process.env.PORT ?? "", PB_ROUTE: process.env.PB_ROUTE ?? "" },
   }));

@@ -15,7 +15,7 @@ PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy vet browser bench bench-gateway bench-control bench-agents clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -94,7 +94,21 @@ test-e2e: build examples browser $(VENV)/.installed $(DESIGN_NODE)/node_modules/
 test-deploy: $(VENV)/.installed
 	cd deploy/check && HADOLINT=$(CURDIR)/$(VENV)/bin/hadolint REQUIRE_DEPLOY_TOOLS=1 $(GO) test -count=1 ./...
 
-test: vet test-go test-compat test-sdk test-e2e test-deploy
+# A short run of the config fuzzer (FuzzConfig: whatever pm check accepts,
+# serve mounts without a panic); make fuzz runs it for longer.
+FUZZTIME ?= 15s
+test-fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) .
+
+fuzz:
+	$(MAKE) test-fuzz FUZZTIME=10m
+
+# Hostile input and faults against a real PocketBase, with the figures of
+# docs/security.md printed (and written to test-output/reliability.md).
+test-reliability: build $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/reliability
+
+test: vet test-go test-compat test-fuzz test-sdk test-e2e test-reliability test-deploy
 
 bench:
 	bench/run

@@ -129,7 +129,10 @@ class PocketBase:
             out = open(self.stdout_path, "wb")
             err = open(self.stderr_path, "wb")
             self._files += [out, err]
-            args = [str(self.binary), "serve", "--dir", str(self.data_dir), "--http", f"127.0.0.1:{self.port}"]
+            # --dev=false: a binary under the temp dir (a checkout in /tmp)
+            # would be in PocketBase's dev mode, which prints every log
+            # record and SQL statement on stdout.
+            args = [str(self.binary), "serve", "--dir", str(self.data_dir), "--http", f"127.0.0.1:{self.port}", "--dev=false"]
             if self.processes_file is not None:
                 args += ["--processes", str(self.processes_file)]
             args += list(self.extra_args)

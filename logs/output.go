@@ -109,38 +109,23 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.MaxSizeMB <= 0 {
-		o.MaxSizeMB = DefaultMaxSizeMB
-	}
-	if o.MaxFiles <= 0 {
-		o.MaxFiles = DefaultMaxFiles
-	}
-	if o.LoggerRate <= 0 {
-		o.LoggerRate = DefaultLoggerRate
-	}
-	if o.LoggerBurst <= 0 {
-		o.LoggerBurst = DefaultLoggerBurst
-	}
-	if o.RingLines <= 0 {
-		o.RingLines = DefaultRingLines
-	}
-	if o.RingBytes <= 0 {
-		o.RingBytes = DefaultRingBytes
-	}
-	if o.LoggerBytesRate <= 0 {
-		o.LoggerBytesRate = DefaultLoggerBytesRate
-	}
-	if o.LoggerBytesBurst <= 0 {
-		o.LoggerBytesBurst = DefaultLoggerBytesBurst
-	}
-	if o.LoggerMaxLineBytes <= 0 {
-		o.LoggerMaxLineBytes = DefaultLoggerMaxLineBytes
-	}
-	if o.MaxLineBytes <= 0 {
-		o.MaxLineBytes = DefaultMaxLineBytes
-	}
-	if o.Queue <= 0 {
-		o.Queue = DefaultQueue
+	orDefault(&o.MaxSizeMB, DefaultMaxSizeMB)
+	orDefault(&o.MaxFiles, DefaultMaxFiles)
+	orDefault(&o.LoggerRate, DefaultLoggerRate)
+	orDefault(&o.LoggerBurst, DefaultLoggerBurst)
+	orDefault(&o.RingLines, DefaultRingLines)
+	orDefault(&o.RingBytes, DefaultRingBytes)
+	orDefault(&o.LoggerBytesRate, DefaultLoggerBytesRate)
+	orDefault(&o.LoggerBytesBurst, DefaultLoggerBytesBurst)
+	orDefault(&o.LoggerMaxLineBytes, DefaultLoggerMaxLineBytes)
+	orDefault(&o.MaxLineBytes, DefaultMaxLineBytes)
+	orDefault(&o.Queue, DefaultQueue)
+}
+
+// orDefault sets *v to d when it is zero or negative.
+func orDefault[T int | float64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
 	}
 }
 

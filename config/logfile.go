@@ -25,6 +25,21 @@ type Protected struct {
 	Paths []string
 }
 
+// LogFilePath is the log file of p, "" for none: its log_file, relative
+// to cwd, or <defaultDir>/<name>.log. p has its defaults.
+func (p Process) LogFilePath(defaultDir string) string {
+	switch {
+	case p.LogFile.Disabled:
+		return ""
+	case p.LogFile.Path != "":
+		if filepath.IsAbs(p.LogFile.Path) {
+			return p.LogFile.Path
+		}
+		return filepath.Join(p.Cwd, p.LogFile.Path)
+	}
+	return filepath.Join(defaultDir, p.Name+".log")
+}
+
 // logLine is how the first line of a processman log file starts.
 var logLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d) (stdout|stderr) `)
 
@@ -61,6 +76,9 @@ func CheckLogFiles(processes []Process, path func(Process) string, protected Pro
 			continue
 		}
 		if j, dup := owner[resolved]; dup {
+			if processes[j].Name == p.Name && p.LogFile.Path == "" {
+				continue // the duplicate name is the error, reported by Check
+			}
 			add(fmt.Sprintf("log file %s is also the log file of %q (/processes/%d)", shown, processes[j].Name, j),
 				"give each process its own log file")
 			continue

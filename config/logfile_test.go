@@ -74,6 +74,12 @@ func TestCheckLogFiles(t *testing.T) {
 			t.Errorf("got:%s", dump(errs))
 		}
 	})
+	t.Run("a duplicate name is not a second error", func(t *testing.T) {
+		procs := []config.Process{{Name: "a"}, {Name: "a"}}
+		if errs := config.CheckLogFiles(procs, func(p config.Process) string { return filepath.Join(base, "logs", p.Name+".log") }, protected, ""); len(errs) != 0 {
+			t.Errorf("got:%s", dump(errs))
+		}
+	})
 	t.Run("none", func(t *testing.T) {
 		if errs := config.CheckLogFiles([]config.Process{{Name: "a"}}, func(config.Process) string { return "" }, protected, ""); len(errs) != 0 {
 			t.Errorf("got:%s", dump(errs))

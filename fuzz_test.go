@@ -101,7 +101,7 @@ func FuzzConfig(f *testing.F) {
 
 		for _, p := range procs {
 			full := p.WithDefaults()
-			if path := logFilePath(full, "", app.DataDir()); path != "" {
+			if path := full.LogFilePath(logsDir("", app.DataDir())); path != "" {
 				if rel, err := filepath.Rel(app.DataDir(), path); err == nil && !strings.HasPrefix(rel, "..") && !strings.HasPrefix(path, ownDir) {
 					t.Fatalf("pm check accepted log file %s in pb_data\n%s", path, data)
 				}

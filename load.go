@@ -86,7 +86,7 @@ func (s *processSource) load() (procs []config.Process, errs, notes config.Error
 
 // logFile is where the output of proc is written, "" for nowhere.
 func (s *processSource) logFile(proc config.Process) string {
-	return logFilePath(proc.WithDefaults(), s.logsDir, s.app.DataDir())
+	return proc.WithDefaults().LogFilePath(logsDir(s.logsDir, s.app.DataDir()))
 }
 
 // protected is what no log file may be written over (see
@@ -103,23 +103,4 @@ func (s *processSource) protected(configFile string) config.Protected {
 		p.Paths = append(p.Paths, exe)
 	}
 	return p
-}
-
-// logFilePath is the log file of a process, "" for none: its log_file,
-// relative to cwd, or <logsDir>/<name>.log, logsDir defaulting to
-// pb_data/processman/logs.
-func logFilePath(proc config.Process, logsDir, dataDir string) string {
-	switch {
-	case proc.LogFile.Disabled:
-		return ""
-	case proc.LogFile.Path != "":
-		if filepath.IsAbs(proc.LogFile.Path) {
-			return proc.LogFile.Path
-		}
-		return filepath.Join(proc.Cwd, proc.LogFile.Path)
-	}
-	if logsDir == "" {
-		logsDir = filepath.Join(dataDir, "processman", "logs")
-	}
-	return filepath.Join(logsDir, proc.Name+".log")
 }

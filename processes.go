@@ -123,7 +123,7 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 
 // logFile is the log file path of a process, "" for none.
 func (ps *processes) logFile(proc config.Process) string {
-	return logFilePath(proc, ps.config.LogsDir, ps.app.DataDir())
+	return proc.LogFilePath(logsDir(ps.config.LogsDir, ps.app.DataDir()))
 }
 
 // storeLogger is where output lines are forwarded: PocketBase's logger,

@@ -30,6 +30,7 @@
 package processman
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -89,4 +90,13 @@ type Config struct {
 	// their connection variables; the children also inherit PocketBase's
 	// own environment, so variables such as a fork's DSN pass through as is.
 	DatabaseEnv func(app core.App) map[string]string
+}
+
+// logsDir is where the default log files are: Config.LogsDir, or
+// pb_data/processman/logs.
+func logsDir(configured, dataDir string) string {
+	if configured != "" {
+		return configured
+	}
+	return filepath.Join(dataDir, "processman", "logs")
 }

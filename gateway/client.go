@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/processman/processman/gateway/identity"
@@ -43,5 +45,33 @@ func (t clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req.Clone(req.Context())
 	out.URL.Scheme, out.URL.Host = "http", b.key
 	identity.Apply(out.Header, t.p.Secret, time.Now(), out.Method, out.URL.RequestURI(), id)
-	return t.p.proxy.Transport.RoundTrip(out)
+	resp, err := t.p.proxy.Transport.RoundTrip(out)
+	if err != nil {
+		b.done()
+		return nil, err
+	}
+	// In flight until its body is read to the end or closed.
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: b.done}
+	return resp, nil
+}
+
+// releasingBody releases the request it belongs to once, at EOF or Close.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+	once    sync.Once
+}
+
+func (r *releasingBody) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil {
+		r.once.Do(r.release)
+	}
+	return n, err
+}
+
+func (r *releasingBody) Close() error {
+	err := r.ReadCloser.Close()
+	r.once.Do(r.release)
+	return err
 }

@@ -86,7 +86,10 @@ func startFront(t *testing.T, socket string, configure func(*Proxy)) *gatewayFro
 	p.Init()
 	f := &gatewayFront{proxy: p}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := p.pick()
+		b, ready := p.pick()
+		if ready {
+			defer b.done()
+		}
 		failure := p.serve(w, r, b, testCaller)
 		f.mu.Lock()
 		f.failures = append(f.failures, failure)

@@ -17,6 +17,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,8 +78,10 @@ type Proxy struct {
 	Process string
 	// Route is the mount prefix, without trailing slash.
 	Route string
-	// Backends are the copies of the sidecar that serve the route; a
-	// request goes to one that is ready (today the route has one).
+	// Backends are the copies of the sidecar that serve the route: a new
+	// request goes to the ready one with the fewest requests in flight
+	// (ties in turn), and stays on it to the end of its answer, stream or
+	// WebSocket.
 	Backends []Backend
 	// Authorize refuses a caller with the error to answer (401, 403);
 	// nil lets everyone call.
@@ -103,6 +106,7 @@ type Proxy struct {
 	successLogs *rate.Limiter
 
 	backends []*backend
+	turn     atomic.Uint32 // where the next pick starts looking, for ties
 	// proxy, over http.Transport, serves protocol upgrades (WebSocket)
 	// and Client; forward (forward.go) serves the rest on each backend's
 	// own pool of connections.
@@ -118,6 +122,9 @@ type backend struct {
 	// upstream pools the connections that forward writes requests on.
 	upstream *upstream
 	hold     time.Duration
+	// active counts the requests in flight: taken by pick, released when
+	// the answer (stream, WebSocket) has ended.
+	active atomic.Int64
 }
 
 // Init prepares the proxy; call it once before Handle.
@@ -156,19 +163,82 @@ func (p *Proxy) Init() {
 	}
 }
 
-// pick chooses the backend of a request: the first that is ready, else
-// the first (whose state the not-ready answer then tells), and says
-// whether it is ready.
+// pick chooses the backend of a new request: of those that are ready,
+// the one with the fewest requests in flight, ties in turn. It counts the
+// request on it (release it with done) and says whether one was ready;
+// when none is, it returns the first, whose state the not-ready answer
+// tells, without counting.
 func (p *Proxy) pick() (*backend, bool) {
-	for _, b := range p.backends {
-		if b.ready() {
-			return b, true
-		}
-	}
-	if len(p.backends) == 0 {
+	n := len(p.backends)
+	if n == 0 {
 		return nil, false
 	}
+	for range 3 {
+		var best *backend
+		bestActive := int64(0)
+		start := 0
+		if n > 1 {
+			start = int(p.turn.Add(1) % uint32(n))
+		}
+		for i := range n {
+			b := p.backends[(start+i)%n]
+			if !b.ready() {
+				continue
+			}
+			if active := b.active.Load(); best == nil || active < bestActive {
+				best, bestActive = b, active
+			}
+		}
+		if best == nil {
+			break
+		}
+		// Counted first, then asked again: a backend that stopped taking
+		// requests in between (a reload's old copy) is left for another,
+		// and one that still takes them cannot finish draining before
+		// this request is counted.
+		best.active.Add(1)
+		if best.ready() {
+			return best, true
+		}
+		best.done()
+	}
 	return p.backends[0], false
+}
+
+// done releases a request that pick counted.
+func (b *backend) done() { b.active.Add(-1) }
+
+// InFlight returns the requests in flight on backend i (streams and
+// WebSockets included).
+func (p *Proxy) InFlight(i int) int64 { return p.backends[i].active.Load() }
+
+// Drain waits until backend i has no request in flight, up to timeout or
+// until ctx ends, then closes its idle connections. The backend must
+// have stopped taking new requests (its Status not ready): requests only
+// end on it then.
+func (p *Proxy) Drain(ctx context.Context, i int, timeout time.Duration) {
+	b := p.backends[i]
+	defer b.upstream.closeIdle()
+	if b.active.Load() == 0 {
+		return
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for b.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			if p.Logger != nil {
+				p.Logger.Warn("processman: drain_timeout reached with requests still in flight; they are cut",
+					"process", p.Process, "in_flight", b.active.Load(), "drain_timeout", timeout.String())
+			}
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // ready reports whether the backend takes requests.
@@ -282,11 +352,15 @@ func (p *Proxy) Handle(e *core.RequestEvent) error {
 	}
 	b := p.waitReady(e.Request.Context())
 	if b == nil {
-		first, _ := p.pick()
+		var first *backend
+		if len(p.backends) > 0 {
+			first = p.backends[0]
+		}
 		p.answerError(e.Response, e.Request, first, ErrNotReady)
 		p.logCall(e, identity.Identity{}, p.Hold, ErrNotReady)
 		return nil
 	}
+	defer b.done()
 	id := identity.Identity{}
 	if e.Auth != nil {
 		id = identity.Identity{ID: e.Auth.Id, Collection: e.Auth.Collection().Name, Superuser: e.HasSuperuserAuth()}
@@ -368,7 +442,7 @@ func (p *Proxy) logCall(e *core.RequestEvent, id identity.Identity, took time.Du
 }
 
 // waitReady holds a request until a backend is ready, up to Hold, and
-// returns it; nil when none became ready.
+// returns it, counted (see pick); nil when none became ready.
 func (p *Proxy) waitReady(ctx context.Context) *backend {
 	if b, ready := p.pick(); b == nil || ready {
 		return b

@@ -122,6 +122,9 @@ export interface ListenTarget {
 /** Where serve() would listen, from the options and an environment. */
 export declare function resolveListen(options?: ServeOptions, env?: NodeJS.ProcessEnv): ListenTarget;
 
+/** The index of this instance of its process (PB_INSTANCE, else NODE_APP_INSTANCE), 0 when unset. */
+export declare function instance(env?: NodeJS.ProcessEnv): number;
+
 export declare const DEFAULT_SHUTDOWN_TIMEOUT_MS: number;
 export declare const DEFAULT_DEV_PORT: number;
 

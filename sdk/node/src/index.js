@@ -9,7 +9,7 @@
 //     return Response.json({ user: getUser(request).id, notes });
 //   });
 
-export { serve, resolveListen, parseDevUser, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_DEV_PORT } from "./serve.js";
+export { serve, resolveListen, parseDevUser, instance, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_DEV_PORT } from "./serve.js";
 export { getUser, currentUser, GUEST } from "./user.js";
 export { pocketbaseFor, userFromToken } from "./client.js";
 export {

@@ -17,6 +17,22 @@ export const DEFAULT_DEV_PORT = 3000;
 const PREFIX = "processman:";
 
 /**
+ * The index of this instance of its process (PB_INSTANCE, else
+ * NODE_APP_INSTANCE, which PM2 sets too), 0 when neither is set: which of
+ * the copies of `"instances": N` this one is.
+ */
+export function instance(env = process.env) {
+  for (const name of ["PB_INSTANCE", "NODE_APP_INSTANCE"]) {
+    const raw = (env[name] ?? "").trim();
+    if (raw) {
+      if (!/^\d+$/.test(raw)) throw new Error(`${name}=${JSON.stringify(raw)} is not an instance index (0, 1, ...)`);
+      return Number(raw);
+    }
+  }
+  return 0;
+}
+
+/**
  * Where to listen and whether the gateway is in front, from the options and
  * the environment processman gives a routed child (docs/gateway.md):
  *   PB_SOCKET                  -> the Unix socket, gateway mode

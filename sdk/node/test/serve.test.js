@@ -11,6 +11,7 @@ import path from "node:path";
 import {
   currentUser,
   parseDevUser,
+  instance,
   IdentityError,
   VerifyError,
   GUEST,
@@ -435,6 +436,13 @@ test("the shared defaults and refusal messages (testdata/sidecar-sdk.json)", asy
     } else {
       const { id, collection, superuser } = parseDevUser(c.spec);
       assert.deepEqual({ id, collection, superuser }, c.user, JSON.stringify(c.spec));
+    }
+  }
+  for (const c of shared.instance) {
+    if (c.error) {
+      assert.throws(() => instance(c.env), /PB_INSTANCE/, JSON.stringify(c.env));
+    } else {
+      assert.equal(instance(c.env), c.instance, JSON.stringify(c.env));
     }
   }
   // an unsigned request is refused with the shared message

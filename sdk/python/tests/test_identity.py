@@ -154,6 +154,16 @@ def test_shared_defaults() -> None:
         assert str(processman.IdentityError(code)) == message
 
 
+@pytest.mark.parametrize("c", SDK["instance"], ids=lambda c: repr(c["env"]))
+def test_instance(c: dict[str, Any]) -> None:
+    if c.get("error"):
+        with pytest.raises(ValueError, match="PB_INSTANCE"):
+            processman.instance(c["env"])
+        return
+    assert processman.instance(c["env"]) == c["instance"]
+    assert processman.Environment.load(c["env"]).instance == c["instance"]
+
+
 @pytest.mark.parametrize("c", SDK["dev_user"], ids=lambda c: repr(c["spec"]))
 def test_dev_user_spec(c: dict[str, Any]) -> None:
     from processman.middleware import parse_dev_user

@@ -29,7 +29,7 @@ from .client import (
     user_from_token,
 )
 from .db import connect_readonly
-from .env import DEFAULT_DEV_PORT, DEFAULT_SHUTDOWN_TIMEOUT, Environment
+from .env import DEFAULT_DEV_PORT, DEFAULT_SHUTDOWN_TIMEOUT, Environment, instance
 from .identity import (
     GUEST,
     HEADER_AUTH_COLLECTION,
@@ -76,6 +76,7 @@ __all__ = [
     "canonical_string",
     "connect_readonly",
     "current_user",
+    "instance",
     "serve",
     "sign",
     "sign_headers",

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT", "Environment"]
+__all__ = ["DEFAULT_DEV_PORT", "DEFAULT_SHUTDOWN_TIMEOUT", "Environment", "instance"]
 
 DEFAULT_DEV_PORT = 8000
 # Below processman's default kill_timeout (5 s), so open streams get the
@@ -47,6 +47,10 @@ class Environment:
     """``PB_DB_PATH``: the SQLite database file; open it read-only."""
     process_name: str = ""
     """``PB_PROCESS_NAME``: this process's name in ``pb_processes.json``."""
+    instance: int = 0
+    """``PB_INSTANCE`` (or ``NODE_APP_INSTANCE``): the index of this instance
+    of a process with ``instances``, 0 to N-1; 0 for a process of one, and
+    outside PocketBase."""
     dev_user: str = ""
     """``PROCESSMAN_DEV_USER``: in development mode only, who every request
     is: ``guest`` (or empty), ``pocketbase`` (the owner of its token, asked of
@@ -79,6 +83,7 @@ class Environment:
             db_driver=get("PB_DB_DRIVER"),
             db_path=get("PB_DB_PATH"),
             process_name=get("PB_PROCESS_NAME"),
+            instance=_instance(get),
             dev_user=get("PROCESSMAN_DEV_USER"),
             shutdown_timeout=_seconds(get, "PROCESSMAN_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
         )
@@ -87,6 +92,27 @@ class Environment:
     def behind_gateway(self) -> bool:
         """True when the gateway signs requests (``PB_GATEWAY_SECRET`` set)."""
         return bool(self.gateway_secret)
+
+
+def instance(environ: Mapping[str, str] | None = None) -> int:
+    """The index of this instance of its process (``PB_INSTANCE``, else
+    ``NODE_APP_INSTANCE``), 0 when neither is set: which of the copies of
+    ``"instances": N`` this one is, e.g. to pick its share of work.
+
+    Raises ``ValueError`` naming the variable when it is not an index.
+    """
+    env = os.environ if environ is None else environ
+    return _instance(lambda name: env.get(name, "").strip())
+
+
+def _instance(get: Callable[[str], str]) -> int:
+    for name in ("PB_INSTANCE", "NODE_APP_INSTANCE"):
+        raw = get(name)
+        if raw:
+            if not raw.isdigit():
+                raise ValueError(f"{name}={raw!r} is not an instance index (0, 1, ...)")
+            return int(raw)
+    return 0
 
 
 def _port(get: Callable[[str], str], name: str) -> int | None:

@@ -86,7 +86,7 @@ $(DESIGN_NODE)/node_modules/.installed: $(DESIGN_NODE)/package-lock.json
 	cd $(DESIGN_NODE) && $(NPM_CI)
 	touch $@
 
-test-e2e: build examples browser $(VENV)/.installed $(DESIGN_NODE)/node_modules/.installed
+test-e2e: build examples browser $(VENV)/.installed $(DESIGN_NODE)/node_modules/.installed sdk/node/node_modules/.installed
 	E2E_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -q tests/contract tests/e2e
 
 # The Dockerfile (Docker's build checks and hadolint) and the systemd unit;

@@ -6,10 +6,10 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/processman/processman/gateway"
 )
 
 // childEnv builds the variables processman gives a child: the contract
@@ -21,14 +21,6 @@ type childEnv struct {
 	database      map[string]string // Config.DatabaseEnv: PB_DB_PATH by default
 }
 
-// routeEnv is what a routed child learns besides: where it listens and
-// the secret that signs its callers.
-type routeEnv struct {
-	prefix string
-	target gateway.Target
-	secret string
-}
-
 // envVar is one variable of a child's environment.
 type envVar struct{ name, value string }
 
@@ -38,14 +30,17 @@ func newChildEnv(app core.App, cfg Config, pocketBaseURL string) childEnv {
 	return childEnv{pocketBaseURL: pocketBaseURL, dataDir: absPath(app.DataDir()), database: cfg.DatabaseEnv(app)}
 }
 
-// of lists the variables of the process name, route nil for a process
-// without a route.
-func (c childEnv) of(name string, route *routeEnv) []envVar {
+// of lists the variables of instance of the process name, for its run
+// on slot; route nil for a process without a route.
+func (c childEnv) of(name string, instance, slot int, route *routeEnv) []envVar {
+	index := strconv.Itoa(instance)
 	vars := []envVar{
 		{"PB_URL", c.pocketBaseURL},
 		{"PB_PORT", urlPort(c.pocketBaseURL)},
 		{"PB_DATA_DIR", c.dataDir},
 		{"PB_PROCESS_NAME", name},
+		{"PB_INSTANCE", index},
+		{"NODE_APP_INSTANCE", index},
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.database)) {
 		vars = append(vars, envVar{k, c.database[k]})
@@ -54,10 +49,10 @@ func (c childEnv) of(name string, route *routeEnv) []envVar {
 	if route == nil {
 		return vars
 	}
-	if route.target.Network == "unix" {
-		vars = append(vars, envVar{"PB_SOCKET", route.target.Address})
+	if target := route.targets[instance][slot]; target.Network == "unix" {
+		vars = append(vars, envVar{"PB_SOCKET", target.Address})
 	} else {
-		_, port, _ := net.SplitHostPort(route.target.Address)
+		_, port, _ := net.SplitHostPort(target.Address)
 		vars = append(vars, envVar{"PORT", port})
 	}
 	return append(vars, envVar{"PB_ROUTE", route.prefix}, envVar{"PB_GATEWAY_SECRET", route.secret})

@@ -37,22 +37,32 @@ func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
 	documented := documentedVariables(t)
 	env := childEnv{pocketBaseURL: "http://127.0.0.1:8090", dataDir: "/srv/pb_data", database: map[string]string{
 		"PB_DB_DRIVER": "sqlite", "DB_DSN": "file:///srv/pb_data/data.db?mode=ro", "PB_DB_PATH": "/srv/pb_data/data.db"}}
+	unix := func(paths ...string) [][slots]gateway.Target {
+		var targets [][slots]gateway.Target
+		for i := 0; i < len(paths); i += 2 {
+			targets = append(targets, [slots]gateway.Target{{Network: "unix", Address: paths[i]}, {Network: "unix", Address: paths[i+1]}})
+		}
+		return targets
+	}
 	cases := []struct {
-		name  string
-		route *routeEnv
-		want  map[string]string
+		name           string
+		instance, slot int
+		route          *routeEnv
+		want           map[string]string
 	}{
-		{"plain", nil, map[string]string{"PB_URL": "http://127.0.0.1:8090", "PB_PORT": "8090", "PB_PROCESS_NAME": "plain",
-			"DB_DSN": "file:///srv/pb_data/data.db?mode=ro", "PYTHONUNBUFFERED": "1"}},
-		{"unix", &routeEnv{prefix: "/api/u", target: gateway.Target{Network: "unix", Address: "/tmp/pm/unix.sock"}, secret: "s3"},
-			map[string]string{"PB_SOCKET": "/tmp/pm/unix.sock", "PB_ROUTE": "/api/u", "PB_GATEWAY_SECRET": "s3"}},
-		{"tcp", &routeEnv{prefix: "/api/t", target: gateway.Target{Network: "tcp", Address: "127.0.0.1:41234"}, secret: "s3"},
+		{"plain", 0, 0, nil, map[string]string{"PB_URL": "http://127.0.0.1:8090", "PB_PORT": "8090", "PB_PROCESS_NAME": "plain",
+			"PB_INSTANCE": "0", "NODE_APP_INSTANCE": "0", "DB_DSN": "file:///srv/pb_data/data.db?mode=ro", "PYTHONUNBUFFERED": "1"}},
+		{"unix", 0, 0, &routeEnv{prefix: "/api/u", targets: unix("/tmp/pm/u.0a.sock", "/tmp/pm/u.0b.sock"), secret: "s3"},
+			map[string]string{"PB_SOCKET": "/tmp/pm/u.0a.sock", "PB_ROUTE": "/api/u", "PB_GATEWAY_SECRET": "s3"}},
+		{"tcp", 0, 0, &routeEnv{prefix: "/api/t", targets: [][slots]gateway.Target{{{Network: "tcp", Address: "127.0.0.1:41234"}, {Network: "tcp", Address: "127.0.0.1:41235"}}}, secret: "s3"},
 			map[string]string{"PORT": "41234", "PB_PORT": "8090", "PB_ROUTE": "/api/t"}},
+		{"instance-1-reloading", 1, 1, &routeEnv{prefix: "/api/i", targets: unix("/tmp/pm/i.0a.sock", "/tmp/pm/i.0b.sock", "/tmp/pm/i.1a.sock", "/tmp/pm/i.1b.sock"), secret: "s3"},
+			map[string]string{"PB_SOCKET": "/tmp/pm/i.1b.sock", "PB_INSTANCE": "1", "NODE_APP_INSTANCE": "1"}},
 	}
 	given := map[string]bool{}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			vars := env.of(tc.name, tc.route)
+			vars := env.of(tc.name, tc.instance, tc.slot, tc.route)
 			var names []string
 			for _, v := range vars {
 				names = append(names, v.name)

@@ -2,6 +2,7 @@ package processman
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -28,6 +29,16 @@ const (
 	// EventStopped: the process is stopped (a restart is exited, stopped,
 	// started).
 	EventStopped = "stopped"
+	// EventReloading: a reload started a new copy beside the running one
+	// (Reload.Pid).
+	EventReloading = "reloading"
+	// EventReloaded: the new copy is ready and takes the requests; the
+	// old one (Reload.OldPid) drains, then exits (an exited event whose
+	// Exit.Reason says why).
+	EventReloaded = "reloaded"
+	// EventReloadFailed: a reload was given up (Reload.Error); the old
+	// copy keeps serving.
+	EventReloadFailed = "reload-failed"
 )
 
 const (
@@ -47,22 +58,54 @@ type ProcessEvent struct {
 	Type string
 	// Name is the process's name.
 	Name string
+	// Instance is the index of the instance the event is about (0 for a
+	// process of one instance).
+	Instance int
 	// Status is the process's status right after the change.
 	Status supervisor.Status
 	// Exit is the exit that caused the event (exited, crashed, and
-	// errored or stopped after an exit), nil otherwise.
+	// errored or stopped after an exit), nil otherwise. Exit.Reason says
+	// why processman stopped it, when it had a reason of its own.
 	Exit *supervisor.Exit
+	// Reload is the step of a reload (reloading, reloaded, reload-failed,
+	// and the exit of the old copy), nil otherwise.
+	Reload *supervisor.ReloadStep
 
 	// atStart is set on a ready event that came with the start itself
 	// (a process without a readiness check).
 	atStart bool
+	// instances is how many the process has.
+	instances int
 }
 
-// Tags makes events taggable by process name.
-func (e *ProcessEvent) Tags() []string { return []string{e.Name} }
+// Tags makes events taggable by process name, and by one instance as
+// actions name it ("api:1").
+func (e *ProcessEvent) Tags() []string {
+	return []string{e.Name, e.Name + ":" + strconv.Itoa(e.Instance)}
+}
+
+// Ref names the instance as actions do: the name, with ":<instance>"
+// when the process has several.
+func (e *ProcessEvent) Ref() string {
+	if e.Instance > 0 || e.instances > 1 {
+		return e.Name + ":" + strconv.Itoa(e.Instance)
+	}
+	return e.Name
+}
 
 // eventTypes maps a state change to the events it makes.
 func eventTypes(ev supervisor.Event) []string {
+	if r := ev.Reload; r != nil {
+		switch r.Step {
+		case supervisor.ReloadStarted:
+			return []string{EventReloading}
+		case supervisor.ReloadDone:
+			return []string{EventReloaded}
+		case supervisor.ReloadFailed:
+			return []string{EventReloadFailed}
+		}
+		return []string{EventExited} // the old copy, stopped after it drained
+	}
 	var types []string
 	st := ev.Status
 	if ev.Exit != nil {
@@ -105,16 +148,25 @@ func dispatch(app core.App, events *hook.Hook[*ProcessEvent], manager *superviso
 		for ev := range changes {
 			types := eventTypes(ev)
 			for _, typ := range types {
-				e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Status: ev.Status, Exit: ev.Exit,
+				e := &ProcessEvent{App: app, Type: typ, Name: ev.Status.Name, Instance: ev.Status.Instance,
+					Status: ev.Status, Exit: ev.Exit, Reload: ev.Reload, instances: instancesOf(manager, ev.Status.Name),
 					atStart: typ == EventReady && slices.Contains(types, EventStarted)}
 				if err := events.Trigger(e); err != nil {
 					app.Logger().Error("processman: process event handler failed",
-						"process", e.Name, "event", typ, "error", err.Error())
+						"process", e.Name, "instance", e.Instance, "event", typ, "error", err.Error())
 				}
 			}
 		}
 	}()
 	return d
+}
+
+// instancesOf is how many instances the process name has.
+func instancesOf(manager *supervisor.Manager, name string) int {
+	if p := manager.Get(name); p != nil {
+		return p.Config().Instances
+	}
+	return 1
 }
 
 // close ends the subscription and waits, up to eventDrainTimeout, until

@@ -49,6 +49,29 @@ func ExampleManager() {
 	})
 }
 
+// Reloading a routed process without downtime after a deploy step, here
+// from a superuser-only route: each instance in turn gets a new copy that
+// takes the requests once ready, while the old one finishes its own.
+func ExampleManager_reload() {
+	app := pocketbase.New()
+	processman.MustRegister(app, app.RootCmd, processman.Config{})
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.POST("/api/myapp/deploy-agent", func(e *core.RequestEvent) error {
+			m := processman.Manager(e.App)
+			if m == nil {
+				return e.Error(503, "processes are not running", nil)
+			}
+			if err := m.Reload(e.Request.Context(), "agent"); err != nil {
+				// supervisor.ErrReloadFailed: the old copies keep serving
+				return e.BadRequestError(err.Error(), nil)
+			}
+			return e.NoContent(204)
+		}).Bind(apis.RequireSuperuserAuth())
+		return se.Next()
+	})
+}
+
 // Reacting to process events: here, telling someone when the agent keeps
 // crashing and processman gives up on it.
 func ExampleOnProcessEvent() {

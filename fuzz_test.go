@@ -89,7 +89,7 @@ func FuzzConfig(f *testing.F) {
 		manager := supervisor.NewManager()
 		defer manager.Shutdown(context.Background())
 		e := &core.ServeEvent{App: app, Router: router}
-		routed, routeErrs := mountRoutes(e, routes, manager, procs, nil, logger)
+		routed, routeErrs := mountRoutes(e, routes, procs, nil, logger)
 		if len(routeErrs) > 0 {
 			t.Fatalf("pm check accepted a route that serve could not mount: %v\n%s", routeErrs, data)
 		}

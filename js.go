@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/control"
 	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/gateway/identity"
+	"github.com/processman/processman/supervisor"
 )
 
 // JSSendResult is what $processman.send returns to a JS hook.
@@ -53,11 +55,37 @@ const maxJSAnswer = 32 << 20
 //		timeout: 30,                    // seconds, default 120
 //	})
 //	res.statusCode; res.json; res.body; res.headers
+//
+// The actions of the control API, on a process or one instance
+// ("worker:1"); each returns once done, and throws on failure (a reload
+// whose new copy did not become ready, an unknown name):
+//
+//	$processman.reload("agent")   // a new copy takes over, no downtime
+//	$processman.restart("worker:1")
+//	$processman.stop("worker"); $processman.start("worker")
 func JSBindings(app core.App) map[string]any {
+	action := func(verb string, do func(*supervisor.Manager, context.Context, string) error) func(string) error {
+		return func(name string) error {
+			m := Manager(app)
+			if m == nil {
+				return fmt.Errorf("$processman.%s(%q): processes are not running: PocketBase is starting or stopping", verb, name)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), control.MaxActionWait)
+			defer cancel()
+			if err := do(m, ctx, name); err != nil {
+				return fmt.Errorf("$processman.%s(%q): %w", verb, name, err)
+			}
+			return nil
+		}
+	}
 	return map[string]any{
 		"send": func(params map[string]any) (*JSSendResult, error) {
 			return jsSend(app, params)
 		},
+		"start":   action("start", (*supervisor.Manager).Start),
+		"stop":    action("stop", (*supervisor.Manager).Stop),
+		"restart": action("restart", (*supervisor.Manager).Restart),
+		"reload":  action("reload", (*supervisor.Manager).Reload),
 	}
 }
 

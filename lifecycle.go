@@ -47,9 +47,10 @@ func (t *terminal) onEvent(e *ProcessEvent) error {
 // lifecycleLine is the message of one process event, "" for none.
 func lifecycleLine(e *ProcessEvent) string {
 	st := e.Status
+	who := e.Ref()
 	switch e.Type {
 	case EventStarted:
-		line := fmt.Sprintf("%s started (pid %d): %s", e.Name, st.Pid, shorten(displayCommand(st.Dir, redact.Args(st.Command)), 200))
+		line := fmt.Sprintf("%s started (pid %d): %s", who, st.Pid, shorten(displayCommand(st.Dir, redact.Args(st.Command)), 200))
 		for _, w := range st.Warnings {
 			line += "\n  warning: " + w
 		}
@@ -58,12 +59,17 @@ func lifecycleLine(e *ProcessEvent) string {
 		if e.atStart || st.StartedAt.IsZero() {
 			return "" // no readiness check: ready is started
 		}
-		return fmt.Sprintf("%s ready (pid %d, after %s)", e.Name, st.Pid, roundDuration(time.Since(st.StartedAt)))
+		return fmt.Sprintf("%s ready (pid %d, after %s)", who, st.Pid, roundDuration(time.Since(st.StartedAt)))
 	case EventExited, EventCrashed:
-		if e.Exit == nil || e.Exit.Requested {
+		switch {
+		case e.Exit == nil:
+			return ""
+		case e.Exit.Requested && e.Exit.Reason != "":
+			return fmt.Sprintf("%s stopped pid %d: %s", who, e.Exit.Pid, e.Exit.Reason)
+		case e.Exit.Requested:
 			return "" // a stop asked for is said as stopped
 		}
-		line := fmt.Sprintf("%s exited with %s after %s", e.Name, exitHow(*e.Exit), roundDuration(e.Exit.Uptime))
+		line := fmt.Sprintf("%s exited with %s after %s", who, exitHow(*e.Exit), roundDuration(e.Exit.Uptime))
 		crash := st.LastCrash
 		if crash != nil && crash.Pid == e.Exit.Pid && len(crash.LastLines) > 0 {
 			line += fmt.Sprintf("; last output: %q", shorten(crash.LastLines[len(crash.LastLines)-1].Text, 200))
@@ -76,9 +82,18 @@ func lifecycleLine(e *ProcessEvent) string {
 		}
 		return line
 	case EventErrored:
-		return fmt.Sprintf("%s errored: %s", e.Name, st.Error)
+		return fmt.Sprintf("%s errored: %s", who, st.Error)
 	case EventStopped:
-		return fmt.Sprintf("%s stopped", e.Name)
+		return fmt.Sprintf("%s stopped", who)
+	case EventReloading:
+		return fmt.Sprintf("%s reloading: new copy started (pid %d) beside pid %d", who, e.Reload.Pid, e.Reload.OldPid)
+	case EventReloaded:
+		if e.Reload.OldPid == 0 {
+			return fmt.Sprintf("%s reloaded: pid %d serves", who, e.Reload.Pid)
+		}
+		return fmt.Sprintf("%s reloaded: pid %d serves, pid %d finishes its requests", who, e.Reload.Pid, e.Reload.OldPid)
+	case EventReloadFailed:
+		return fmt.Sprintf("%s reload given up: %s", who, e.Reload.Error)
 	}
 	return ""
 }

@@ -36,6 +36,17 @@ func TestLifecycleLines(t *testing.T) {
 		{"stopped", ProcessEvent{Type: EventStopped, Name: "agent"}, `agent stopped`},
 		{"errored", ProcessEvent{Type: EventErrored, Name: "agent", Status: supervisor.Status{Error: "exited 11 times in a row"}},
 			`agent errored: exited 11 times in a row`},
+		{"an instance", ProcessEvent{Type: EventStopped, Name: "agent", Instance: 2, instances: 3}, `agent:2 stopped`},
+		{"instance 0 of several", ProcessEvent{Type: EventStopped, Name: "agent", instances: 3}, `agent:0 stopped`},
+		{"a stop with a reason", ProcessEvent{Type: EventExited, Name: "agent", Exit: &supervisor.Exit{Pid: 41, Requested: true,
+			Reason: "memory 312MB over max_memory_restart 300MB"}}, `agent stopped pid 41: memory 312MB over max_memory_restart 300MB`},
+		{"reloading", ProcessEvent{Type: EventReloading, Name: "agent", Reload: &supervisor.ReloadStep{Pid: 43, OldPid: 42}},
+			`agent reloading: new copy started \(pid 43\) beside pid 42`},
+		{"reloaded", ProcessEvent{Type: EventReloaded, Name: "agent", Reload: &supervisor.ReloadStep{Pid: 43, OldPid: 42}},
+			`agent reloaded: pid 43 serves, pid 42 finishes its requests`},
+		{"reload given up", ProcessEvent{Type: EventReloadFailed, Name: "agent", Reload: &supervisor.ReloadStep{Pid: 43, OldPid: 42,
+			Error: "the new copy (pid 43) exited with code 1 before it was ready"}},
+			`agent reload given up: the new copy \(pid 43\) exited with code 1 before it was ready`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,7 +73,7 @@ func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) 
 			continue
 		}
 		full := proc.WithDefaults()
-		cmd, err := launch.Resolve(full, os.Environ(), envMap(env.of(proc.Name, checkRoute(full))))
+		cmd, err := launch.Resolve(full, os.Environ(), envMap(env.of(proc.Name, 0, 0, checkRoute(full))))
 		if err != nil {
 			problems++
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
@@ -109,7 +109,7 @@ func checkRoute(proc config.Process) *routeEnv {
 	if proc.Listen == config.ListenTCP {
 		target = gateway.Target{Network: "tcp", Address: "127.0.0.1:0"}
 	}
-	return &routeEnv{prefix: proc.Route, target: target, secret: "(a secret made when PocketBase serves)"}
+	return &routeEnv{prefix: proc.Route, targets: [][slots]gateway.Target{{target, target}}, secret: "(a secret made when PocketBase serves)"}
 }
 
 func schemaCommand() *cobra.Command {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
-	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/health"
 	"github.com/processman/processman/launch"
 	"github.com/processman/processman/logs"
@@ -28,17 +27,20 @@ type processes struct {
 	checks   context.Context // the health checks run until it is done
 	terminal *terminal       // the lifecycle lines
 	logger   *slog.Logger    // processman's own records
+	memory   *memoryLimits   // max_memory_restart
 
 	outputs  []*logs.Output
 	watchers []*watch.Watcher
 }
 
-// add wires one process. errs are the config errors of its entry, which
-// mark it errored; env is what processman adds to its environment.
-func (ps *processes) add(proc config.Process, errs config.Errors, env []envVar, route *routeEnv) error {
+// add wires one process and its instances. errs are the config errors
+// of its entry, which mark it errored; env builds what processman adds to
+// each child's environment.
+func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, route *routeEnv) error {
 	full := proc.WithDefaults()
 	out, err := logs.NewOutput(logs.Options{
 		Process:     proc.Name,
+		Instances:   full.Instances,
 		File:        ps.logFile(full),
 		MaxSizeMB:   full.LogMaxSizeMB,
 		MaxFiles:    full.LogMaxFiles,
@@ -49,53 +51,80 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env []envVar, 
 	})
 	if err != nil {
 		errs = append(errs, config.Error{Process: proc.Name, Index: -1, Message: err.Error(), Hint: "fix log_file or make its directory writable"})
-		out, _ = logs.NewOutput(logs.Options{Process: proc.Name, RingLines: ps.config.LogBufferLines})
+		out, _ = logs.NewOutput(logs.Options{Process: proc.Name, Instances: full.Instances, RingLines: ps.config.LogBufferLines})
 	}
 	ps.outputs = append(ps.outputs, out)
 
-	inject := envMap(env)
-	var target gateway.Target
-	if route != nil {
-		target = route.target
+	instances := make([]*supervisor.Process, full.Instances)
+	for i := range instances {
+		sp, err := ps.addInstance(proc, i, errs, out, env, route)
+		if err != nil {
+			return err
+		}
+		instances[i] = sp
 	}
+	if len(errs) > 0 {
+		return nil
+	}
+	if full.MaxMemoryRestart > 0 {
+		ps.memory.watch(full, instances)
+	}
+	if !full.Watch.IsZero() {
+		return ps.watch(instances, full)
+	}
+	return nil
+}
+
+// addInstance wires instance i of proc: its supervisor, on the route's
+// slots for that instance, and its health check.
+func (ps *processes) addInstance(proc config.Process, i int, errs config.Errors, out *logs.Output, env childEnv, route *routeEnv) (*supervisor.Process, error) {
 	opts := supervisor.Options{
-		Resolve: func(c config.Process) (*launch.Command, error) {
-			return launch.Resolve(c, os.Environ(), inject)
+		Instance: i,
+		Resolve: func(c config.Process, slot int) (*launch.Command, error) {
+			return launch.Resolve(c, os.Environ(), envMap(env.of(proc.Name, i, slot, route)))
 		},
 		Spawner:        ps.manager.Spawner(),
 		Output:         out,
 		Logger:         ps.logger,
-		BeforeStart:    target.Prepare,
 		CheckReadiness: proc.Route != "" || proc.Health != nil,
+	}
+	if route != nil {
+		opts.BeforeStart = func(slot int) error { return route.targets[i][slot].Prepare() }
+		opts.Drain = route.drain(i)
 	}
 	if len(errs) > 0 {
 		opts.ConfigError = "invalid config: " + errs.Error()
 	}
 	sp := supervisor.New(proc, opts)
+	if route != nil {
+		route.instances[i].Store(sp)
+	}
 	if err := ps.manager.Add(sp); err != nil {
-		return err
+		return nil, err
 	}
 	if opts.CheckReadiness && len(errs) == 0 {
-		probe := &health.Check{Process: sp, Output: out, Target: target, Config: proc.Health, Logger: ps.logger}
+		probe := &health.Check{Process: sp, Output: out, Config: proc.Health, Logger: ps.logger}
 		if route != nil {
-			probe.Secret = route.secret
+			probe.Secret, probe.Targets = route.secret, route.targets[i][:]
 		}
 		go probe.Run(ps.checks)
 	}
-	if len(errs) == 0 && !full.Watch.IsZero() {
-		return ps.watch(sp, full)
-	}
-	return nil
+	return sp, nil
 }
 
-// watch restarts sp when its files change, unless it was stopped on
+// watch reloads the process (its instances one at a time; a restart for
+// an unrouted process) when its files change, unless it was stopped on
 // purpose.
-func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
+func (ps *processes) watch(instances []*supervisor.Process, cfg config.Process) error {
 	paths := cfg.Watch.Paths
 	if len(paths) == 0 {
 		paths = []string{cfg.Cwd}
 	}
 	logger := ps.logger
+	action := "restarting"
+	if cfg.Route != "" {
+		action = "reloading"
+	}
 	w, err := watch.New(watch.Options{
 		Paths:  paths,
 		Root:   cfg.Cwd,
@@ -104,14 +133,15 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 			logger.Warn("processman: watch error", "process", cfg.Name, "error", err.Error())
 		},
 	}, func(changed []string) {
-		st := sp.Status()
-		if st.State == supervisor.Stopped && (st.LastExit == nil || st.LastExit.Requested) {
+		if stoppedOnPurpose(instances) {
 			return
 		}
-		logger.Info("processman: files changed, restarting", "process", cfg.Name, "changed", changed)
-		ps.terminal.say("%s: files changed (%s), restarting", cfg.Name, changedList(cfg.Cwd, changed))
-		if err := sp.Restart(context.Background()); err != nil {
-			logger.Error("processman: restart after change failed", "process", cfg.Name, "error", err.Error())
+		list := changedList(cfg.Cwd, changed)
+		logger.Info("processman: files changed, "+action, "process", cfg.Name, "changed", changed)
+		ps.terminal.say("%s: files changed (%s), %s", cfg.Name, list, action)
+		ctx := supervisor.WithReason(context.Background(), "files changed: "+list)
+		if err := ps.manager.Reload(ctx, cfg.Name); err != nil {
+			logger.Error("processman: "+action+" after a change failed", "process", cfg.Name, "error", err.Error())
 		}
 	})
 	if err != nil {
@@ -119,6 +149,18 @@ func (ps *processes) watch(sp *supervisor.Process, cfg config.Process) error {
 	}
 	ps.watchers = append(ps.watchers, w)
 	return nil
+}
+
+// stoppedOnPurpose reports whether every instance was stopped by a
+// request, which a file change must not undo.
+func stoppedOnPurpose(instances []*supervisor.Process) bool {
+	for _, sp := range instances {
+		st := sp.Status()
+		if st.State != supervisor.Stopped || (st.LastExit != nil && !st.LastExit.Requested) {
+			return false
+		}
+	}
+	return true
 }
 
 // logFile is the log file path of a process, "" for none.

@@ -77,6 +77,10 @@ type Config struct {
 	// before it gets a 503 with Retry-After. If not set it fallbacks to 10s.
 	GatewayHold time.Duration
 
+	// MemoryInterval is how often the memory of the processes that set
+	// max_memory_restart is checked. If not set it fallbacks to 2s.
+	MemoryInterval time.Duration
+
 	// Quiet turns off the lines processman prints on stdout when a
 	// process starts, becomes ready, exits, restarts or errors, and when
 	// files change under a watched one (they are in PocketBase's logs

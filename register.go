@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -182,7 +183,13 @@ func (p *plugin) endRun(r *run) {
 }
 
 // Manager returns the supervisor of the processes of app, or nil when
-// the plugin is not registered or PocketBase is not serving.
+// the plugin is not registered or PocketBase is not serving. Its actions
+// take a process's name, or NAME:INSTANCE for one instance:
+//
+//	if m := processman.Manager(app); m != nil {
+//		err := m.Reload(ctx, "agent")  // a new copy takes over, no downtime
+//		err = m.Restart(ctx, "worker:1") // instance 1 of worker
+//	}
 func Manager(app core.App) *supervisor.Manager {
 	if p := pluginOf(app); p != nil {
 		if r := p.current.Load(); r != nil {
@@ -208,6 +215,9 @@ func Sidecar(app core.App, name string) (*http.Client, error) {
 	p := pluginOf(app)
 	if p == nil {
 		return nil, errors.New("processman: not registered")
+	}
+	if base, _, one := strings.Cut(name, ":"); one {
+		return nil, fmt.Errorf("processman: %q names one instance; a sidecar is called through its route, which balances over the instances: name the process (%q)", name, base)
 	}
 	r := p.current.Load()
 	if r == nil {

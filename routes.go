@@ -1,10 +1,13 @@
 package processman
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
@@ -12,12 +15,31 @@ import (
 	"github.com/processman/processman/supervisor"
 )
 
+// routeEnv is a mounted route and what its children learn: where each
+// copy listens and the secret that signs its callers.
+type routeEnv struct {
+	prefix  string
+	secret  string
+	targets [][slots]gateway.Target // by instance, then slot
+	proxy   *gateway.Proxy
+	// instances are the supervisors of the instances, set as they are
+	// added (after the route is mounted, before anything asks).
+	instances []atomic.Pointer[supervisor.Process]
+}
+
+// slots is how many places to listen each instance has: the current
+// run's, and the one a reload's new copy takes (supervisor.Options.Drain).
+const slots = 2
+
+// backend is the index in the proxy's Backends of an instance's slot.
+func backend(instance, slot int) int { return instance*slots + slot }
+
 // mountRoutes adds the route of every valid routed process to routes,
-// on the serve event's router, and returns what each routed child
-// learns: where to listen and how to verify its callers. A route that
-// cannot be mounted is an error of its entry, returned too, which marks
-// the process errored.
-func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor.Manager, procs []config.Process, errs config.Errors, logger *slog.Logger) (map[string]*routeEnv, config.Errors) {
+// on the serve event's router, with a backend for each slot of each
+// instance, and returns what each routed child learns: where to listen
+// and how to verify its callers. A route that cannot be mounted is an
+// error of its entry, returned too, which marks the process errored.
+func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, procs []config.Process, errs config.Errors, logger *slog.Logger) (map[string]*routeEnv, config.Errors) {
 	routed := map[string]*routeEnv{}
 	var failed config.Errors
 	fail := func(i int, proc config.Process, message, hint string) {
@@ -39,32 +61,60 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, manager *supervisor
 				"choose another prefix, or remove the other route")
 			continue
 		}
-		target, err := routes.Listen(proc.Name, proc.Listen)
+		route := &routeEnv{prefix: proc.Route, secret: routes.Secret(),
+			targets: make([][slots]gateway.Target, proc.Instances), instances: make([]atomic.Pointer[supervisor.Process], proc.Instances)}
+		backends, err := route.listen(routes, proc)
 		if err != nil {
 			fail(i, proc, err.Error(), "")
 			continue
 		}
-		name := proc.Name
-		routes.Add(e.Router, gateway.Route{
-			Process:         name,
+		route.proxy = routes.Add(e.Router, gateway.Route{
+			Process:         proc.Name,
 			Prefix:          proc.Route,
 			Authorize:       authorizer(proc.Auth),
 			LogRequest:      requestLogging(proc.LogRequests),
 			BodyLimit:       int64(proc.BodyLimitMB) << 20,
 			ResponseTimeout: proc.ResponseTimeout.Std(),
-		}, gateway.Backend{
-			Target: target,
-			Status: func() (string, bool) {
-				if sp := manager.Get(name); sp != nil {
-					state, ready := sp.Readiness()
-					return string(state), ready
-				}
-				return "unknown", false
-			},
-		})
-		routed[name] = &routeEnv{prefix: proc.Route, target: target, secret: routes.Secret()}
+		}, backends...)
+		routed[proc.Name] = route
 	}
 	return routed, failed
+}
+
+// listen picks where each slot of each instance of proc listens, and
+// returns the gateway's backends for them.
+func (r *routeEnv) listen(routes *gateway.Routes, proc config.Process) ([]gateway.Backend, error) {
+	var backends []gateway.Backend
+	for instance := range proc.Instances {
+		for slot := range slots {
+			target, err := routes.Listen(fmt.Sprintf("%s.%d%c", proc.Name, instance, 'a'+slot), proc.Listen)
+			if err != nil {
+				return nil, err
+			}
+			r.targets[instance][slot] = target
+			backends = append(backends, gateway.Backend{Target: target, Status: r.serving(instance, slot)})
+		}
+	}
+	return backends, nil
+}
+
+// serving is the gateway's view of one slot of an instance: its state,
+// and whether it takes requests.
+func (r *routeEnv) serving(instance, slot int) func() (string, bool) {
+	return func() (string, bool) {
+		if sp := r.instances[instance].Load(); sp != nil {
+			state, ready := sp.Serving(slot)
+			return string(state), ready
+		}
+		return "unknown", false
+	}
+}
+
+// drain waits until the slot of instance has no request in flight.
+func (r *routeEnv) drain(instance int) func(ctx context.Context, slot int, timeout time.Duration) {
+	return func(ctx context.Context, slot int, timeout time.Duration) {
+		r.proxy.Drain(ctx, backend(instance, slot), timeout)
+	}
 }
 
 // authorizer applies a route's auth rule with PocketBase's own auth:

@@ -82,12 +82,13 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	r.manager.Spawner().SetLogger(logger)
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
-	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term, logger: logger}
+	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term, logger: logger,
+		memory: newMemoryLimits(checks, cfg.MemoryInterval, logger)}
 	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
 	var routeErrs config.Errors
-	r.routed, routeErrs = mountRoutes(e, routes, r.manager, procs, errs, logger)
+	r.routed, routeErrs = mountRoutes(e, routes, procs, errs, logger)
 	r.errs = append(r.errs, routeErrs...)
 	return r, nil
 }
@@ -140,7 +141,7 @@ func (r *run) start(e *core.ServeEvent) {
 		}
 		seen[proc.Name] = true
 		route := r.routed[proc.Name]
-		if err := r.processes.add(proc, r.errs.ForIndex(i), env.of(proc.Name, route), route); err != nil {
+		if err := r.processes.add(proc, r.errs.ForIndex(i), env, route); err != nil {
 			r.logger.Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
 			fmt.Fprintln(os.Stderr, err)
 		}

@@ -33,6 +33,9 @@ type Error struct {
 	Status  int    // 0 when the server could not be reached
 	Message string // PocketBase's message, or what went wrong
 	URL     string
+	// ReloadFailure is set for a reload that was given up: why, and the
+	// new copy's last lines.
+	ReloadFailure *control.ReloadFailure
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -75,6 +78,9 @@ func (c *Client) do(ctx context.Context, method, path string, stream bool) (*htt
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var apiErr struct {
 		Message string `json:"message"`
+		Data    struct {
+			ReloadFailure *control.ReloadFailure `json:"reload_failure"`
+		} `json:"data"`
 	}
 	_ = json.Unmarshal(body, &apiErr)
 	msg := apiErr.Message
@@ -93,7 +99,7 @@ func (c *Client) do(ctx context.Context, method, path string, stream bool) (*htt
 			msg = fmt.Sprintf("%s (404): is processman registered in the PocketBase at %s?", msg, c.URL)
 		}
 	}
-	return nil, &Error{Status: resp.StatusCode, Message: msg, URL: c.URL}
+	return nil, &Error{Status: resp.StatusCode, Message: msg, URL: c.URL, ReloadFailure: apiErr.Data.ReloadFailure}
 }
 
 func (c *Client) getJSON(ctx context.Context, method, path string, into any) error {
@@ -124,8 +130,8 @@ func (c *Client) Describe(ctx context.Context, name string) (control.Detail, err
 	return d, err
 }
 
-// Act asks for "start", "stop" or "restart" and returns the process
-// afterwards.
+// Act asks for "start", "stop", "restart" or "reload" of a process, or
+// of one instance ("api:1"), and returns the process afterwards.
 func (c *Client) Act(ctx context.Context, action, name string) (control.Summary, error) {
 	var s control.Summary
 	err := c.getJSON(ctx, http.MethodPost, "/"+url.PathEscape(name)+"/"+action, &s)

@@ -1,6 +1,6 @@
 // Package cli is the client side of `pocketbase pm`: the verbs that talk
 // to a running PocketBase through the control API (list, logs, start,
-// stop, restart, describe), in PM2's habits.
+// stop, restart, reload, describe), in PM2's habits.
 //
 //	pm := &cobra.Command{Use: "pm"}
 //	cli.AddCommands(pm, app)
@@ -59,22 +59,36 @@ func AddCommands(pm *cobra.Command, app core.App) {
 	var lines int
 	var follow bool
 	logs := &cobra.Command{
-		Use:   "logs NAME",
-		Short: "Prints a process's recent output; -f follows new lines",
+		Use:   "logs NAME[:INSTANCE]",
+		Short: "Prints a process's recent output (NAME:INSTANCE: one instance's); -f follows new lines",
 		Args:  cobra.ExactArgs(1),
 		Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, args []string) error {
 			name := args[0]
+			// Lines say their instance once the process shows it has
+			// several (a line of an instance above 0).
+			several := strings.Contains(name, ":")
+			show := func(l control.Line) {
+				several = several || l.Instance > 0
+				label := name
+				if several && !strings.Contains(name, ":") {
+					label = fmt.Sprintf("%s:%d", name, l.Instance)
+				}
+				f.printLine(w, label, l)
+			}
 			if !follow {
 				ls, err := c.Logs(ctx, name, lines)
 				if err != nil {
 					return err
 				}
 				for _, l := range ls {
-					f.printLine(w, name, l)
+					several = several || l.Instance > 0
+				}
+				for _, l := range ls {
+					show(l)
 				}
 				return nil
 			}
-			return c.FollowLogs(ctx, name, lines, func(l control.Line) { f.printLine(w, name, l) })
+			return c.FollowLogs(ctx, name, lines, show)
 		}),
 	}
 	logs.Flags().IntVarP(&lines, "lines", "n", control.DefaultLogLines, "how many recent lines")
@@ -99,7 +113,7 @@ func AddCommands(pm *cobra.Command, app core.App) {
 			}),
 		},
 		&cobra.Command{
-			Use:     "describe NAME",
+			Use:     "describe NAME[:INSTANCE]",
 			Aliases: []string{"show", "info"},
 			Short:   "Shows one process: command, environment (secrets redacted), last crash",
 			Args:    cobra.ExactArgs(1),
@@ -118,17 +132,27 @@ func AddCommands(pm *cobra.Command, app core.App) {
 		actionCommand(app, f, "start", "Starts a stopped or errored process"),
 		actionCommand(app, f, "stop", "Stops a process and its whole process tree"),
 		actionCommand(app, f, "restart", "Restarts a process (starts it if it is not running)"),
+		actionCommand(app, f, "reload", "Replaces a process without downtime: a routed one gets a new copy that takes over once ready, "+
+			"one instance at a time; an unrouted one is restarted. Exits 1 if the new copy does not become ready"),
 		logs,
 	)
 }
 
 func actionCommand(app core.App, f *flags, action, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:   action + " NAME",
+		Use:   action + " NAME[:INSTANCE]",
 		Short: short,
+		Long:  short + ".\n\nNAME acts on every instance of the process; NAME:INSTANCE (api:1) on one.",
 		Args:  cobra.ExactArgs(1),
 		Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, args []string) error {
 			s, err := c.Act(ctx, action, args[0])
+			var apiErr *Error
+			if errors.As(err, &apiErr) && apiErr.ReloadFailure != nil && !f.json {
+				fmt.Fprintln(os.Stderr, "the new copy's last output:")
+				for _, l := range apiErr.ReloadFailure.LastLines {
+					printLine(os.Stderr, "", l)
+				}
+			}
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,8 @@ func stateColor(state string) *color.Color {
 	}
 }
 
-// printTable writes the processes as a table.
+// printTable writes the processes as a table, one row per instance of a
+// process of several ("api:0", "api:1"), as PM2 lists cluster instances.
 func printTable(w io.Writer, procs []control.Summary) {
 	if len(procs) == 0 {
 		fmt.Fprintln(w, "no processes")
@@ -35,19 +36,33 @@ func printTable(w io.Writer, procs []control.Summary) {
 	}
 	rows := [][]string{{"NAME", "STATUS", "PID", "UPTIME", "RESTARTS", "CPU", "MEMORY", "READY", "ROUTE"}}
 	for _, p := range procs {
-		pid, uptime, cpu, mem, ready := "-", "-", "-", "-", "-"
-		if p.Pid != 0 {
-			pid = fmt.Sprint(p.Pid)
-			uptime = shortDuration(time.Duration(p.UptimeMs) * time.Millisecond)
-			cpu = fmt.Sprintf("%.1f%%", p.CPU)
-			mem = humanBytes(p.Memory)
-			ready = yesNo(p.Ready)
-		}
 		route := p.Route
 		if route == "" {
 			route = "-"
 		}
-		rows = append(rows, []string{p.Name, p.State, pid, uptime, fmt.Sprint(p.Restarts), cpu, mem, ready, route})
+		instances := p.Instances
+		if len(instances) == 0 { // an older server
+			instances = []control.Instance{{State: p.State, Pid: p.Pid, UptimeMs: p.UptimeMs, Restarts: p.Restarts, CPU: p.CPU, Memory: p.Memory, Ready: p.Ready}}
+		}
+		for _, in := range instances {
+			name := p.Name
+			if len(instances) > 1 {
+				name = fmt.Sprintf("%s:%d", p.Name, in.Instance)
+			}
+			pid, uptime, cpu, mem, ready := "-", "-", "-", "-", "-"
+			if in.Pid != 0 {
+				pid = fmt.Sprint(in.Pid)
+				uptime = shortDuration(time.Duration(in.UptimeMs) * time.Millisecond)
+				cpu = fmt.Sprintf("%.1f%%", in.CPU)
+				mem = humanBytes(in.Memory)
+				ready = yesNo(in.Ready)
+			}
+			state := in.State
+			if in.Next != nil {
+				state = "reloading"
+			}
+			rows = append(rows, []string{name, state, pid, uptime, fmt.Sprint(in.Restarts), cpu, mem, ready, route})
+		}
 	}
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
@@ -73,7 +88,7 @@ func printTable(w io.Writer, procs []control.Summary) {
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
 	for _, p := range procs {
-		if p.State == "errored" && p.Error != "" {
+		if p.Error != "" && (p.State == "errored" || p.State == "mixed") {
 			fmt.Fprintf(w, "%s %s: %s\n", color.RedString("errored"), p.Name, p.Error)
 		}
 	}
@@ -88,6 +103,16 @@ func printDetail(w io.Writer, d control.Detail) {
 		}
 	}
 	row("name", d.Name)
+	if len(d.Instances) > 1 {
+		row("instances", instancesLine(d.Instances))
+		row("shown", fmt.Sprintf("instance %d (`describe %s:N` for another)", d.Instance, d.Name))
+		for _, in := range d.Instances {
+			if in.Instance == d.Instance {
+				d.State, d.Pid, d.Ready, d.UptimeMs, d.CPU, d.Memory, d.TreeSize = in.State, in.Pid, in.Ready, in.UptimeMs, in.CPU, in.Memory, in.TreeSize
+				d.Restarts, d.UnstableRestarts, d.Error, d.LastExit = in.Restarts, in.UnstableRestarts, in.Error, in.LastExit
+			}
+		}
+	}
 	row("status", stateColor(d.State).Sprint(d.State))
 	if d.Error != "" {
 		row("error", d.Error)
@@ -100,6 +125,9 @@ func printDetail(w io.Writer, d control.Detail) {
 		row("memory", humanBytes(d.Memory))
 	}
 	row("restarts", fmt.Sprintf("%d (%d unstable in a row)", d.Restarts, d.UnstableRestarts))
+	if d.Reloads > 0 {
+		row("reloads", fmt.Sprint(d.Reloads))
+	}
 	if d.NextRestart != nil {
 		row("next restart", d.NextRestart.Local().Format(time.TimeOnly))
 	}
@@ -110,6 +138,10 @@ func printDetail(w io.Writer, d control.Detail) {
 	row("log file", d.LogFile)
 	row("restart policy", fmt.Sprintf("%s, max %d unstable restarts, min uptime %s", d.Policy.Restart, d.Policy.MaxRestarts, d.Policy.MinUptime))
 	row("stop", fmt.Sprintf("%s, then SIGKILL after %s", d.Policy.KillSignal, d.Policy.KillTimeout))
+	if d.Policy.ReadyTimeout != "" {
+		row("reload", fmt.Sprintf("new copy ready within %s, old copy drains up to %s", d.Policy.ReadyTimeout, d.Policy.DrainTimeout))
+	}
+	row("memory limit", d.Policy.MaxMemoryRestart)
 	if d.Route != "" {
 		row("route", fmt.Sprintf("%s (auth %v, listen %s)", d.Route, d.Auth, d.Listen))
 	}
@@ -130,6 +162,12 @@ func printDetail(w io.Writer, d control.Detail) {
 		}
 		_ = tw.Flush()
 	}
+	if f := d.LastReloadFailure; f != nil {
+		fmt.Fprintf(w, "\n%s %s: %s\n", color.RedString("last reload given up:"), f.Time.Local().Format(time.DateTime), f.Error)
+		for _, l := range f.LastLines {
+			printLine(w, "", l)
+		}
+	}
 	if c := d.LastCrash; c != nil {
 		fmt.Fprintf(w, "\n%s %s\n", color.RedString("last crash:"), exitText(c.Exit))
 		for _, l := range c.LastLines {
@@ -146,15 +184,35 @@ func exitText(e control.Exit) string {
 	if e.Signal != "" {
 		how = "signal " + e.Signal
 	}
-	if e.Requested {
+	switch {
+	case e.Reason != "":
+		how += ", stopped by processman: " + e.Reason
+	case e.Requested:
 		how += ", asked for"
 	}
 	return fmt.Sprintf("%s at %s after %s (pid %d)", how, e.Time.Local().Format(time.DateTime),
 		shortDuration(time.Duration(e.UptimeMs)*time.Millisecond), e.Pid)
 }
 
-// printLine writes one output line: time, process, stream and text;
-// stderr lines in red.
+// instancesLine sums up instances: "3 (2 online, 1 errored)".
+func instancesLine(instances []control.Instance) string {
+	counts := map[string]int{}
+	var order []string
+	for _, in := range instances {
+		if counts[in.State] == 0 {
+			order = append(order, in.State)
+		}
+		counts[in.State]++
+	}
+	parts := make([]string, len(order))
+	for i, state := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[state], state)
+	}
+	return fmt.Sprintf("%d (%s)", len(instances), strings.Join(parts, ", "))
+}
+
+// printLine writes one output line: time, process (with its instance
+// when name has several, "api:1"), stream and text; stderr lines in red.
 func printLine(w io.Writer, name string, l control.Line) {
 	prefix := l.Time.Local().Format("15:04:05.000")
 	if name != "" {

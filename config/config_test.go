@@ -1250,6 +1250,8 @@ func TestSchemaMatchesProcessStruct(t *testing.T) {
 			want = `["boolean","string"]`
 		case typ == reflect.TypeOf(config.Auth{}):
 			want = `["string","array"]`
+		case typ == reflect.TypeOf(config.Bytes(0)):
+			want = `["string","integer"]`
 		case typ == reflect.TypeOf(&config.Health{}):
 			want = `"object"`
 		case typ.Kind() == reflect.String:

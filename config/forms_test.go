@@ -156,13 +156,43 @@ func TestRoutedTCPProcessMayNotSetPort(t *testing.T) {
 }
 
 func TestInstances(t *testing.T) {
-	_, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "instances": 0}]`))
-	if errs := asErrors(t, err); len(errs) != 1 || errs[0].Path != "/0/instances" {
-		t.Errorf("instances 0:%s", dump(errs))
+	for _, n := range []string{"0", "65", "1.5", `"2"`} {
+		_, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "instances": `+n+`}]`))
+		if errs := asErrors(t, err); len(errs) != 1 || errs[0].Path != "/0/instances" {
+			t.Errorf("instances %s:%s", n, dump(errs))
+		}
 	}
-	_, err = loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "instances": 2}]`))
-	if errs := asErrors(t, err); len(errs) != 1 || errs[0].Path != "/0/instances" {
-		t.Errorf("instances 2:%s", dump(errs))
+	file, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "instances": 64, "route": "/api/a"}]`))
+	if err != nil || file.Processes[0].Instances != 64 {
+		t.Fatalf("instances 64: %v", err)
+	}
+	if errs := config.Check([]config.Process{{Name: "a", Script: "sleep", Instances: 65}}, ""); len(errs) != 1 || !strings.HasSuffix(errs[0].Path, "/instances") {
+		t.Errorf("instances 65 from Go:%s", dump(errs))
+	}
+}
+
+func TestMaxMemoryRestart(t *testing.T) {
+	for text, want := range map[string]config.Bytes{
+		`"300MB"`: 300 << 20, `"300M"`: 300 << 20, `"300 MiB"`: 300 << 20, `"1.5G"`: 3 << 29,
+		`"512k"`: 512 << 10, `"2048"`: 2048, `"2048B"`: 2048, `1048576`: 1 << 20,
+	} {
+		file, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "max_memory_restart": `+text+`}]`))
+		if err != nil {
+			t.Errorf("%s: %v", text, err)
+			continue
+		}
+		if got := file.Processes[0].MaxMemoryRestart; got != want {
+			t.Errorf("%s: %d bytes, want %d", text, got, want)
+		}
+	}
+	for _, text := range []string{`"300 apples"`, `"MB"`, `"-3MB"`, `-1`, `true`} {
+		_, err := loadSafely(t, writeConfig(t, t.TempDir(), `[{"name": "a", "script": "sleep", "max_memory_restart": `+text+`}]`))
+		if errs := asErrors(t, err); len(errs) != 1 || errs[0].Path != "/0/max_memory_restart" || errs[0].Hint == "" {
+			t.Errorf("%s:%s", text, dump(errs))
+		}
+	}
+	if got := config.Bytes(300 << 20).String(); got != "300MB" {
+		t.Errorf("String: %s", got)
 	}
 }
 

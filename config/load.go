@@ -259,9 +259,6 @@ func Check(processes []Process, file string) Errors {
 		if file == "" {
 			errs = append(errs, checkGoValues(p, add)...)
 		}
-		if p.Instances > 1 {
-			add("instances", fmt.Sprintf("instances %d: this version runs one copy of a process", p.Instances), `write "instances": 1, or leave it out`)
-		}
 		checkRoute(p, add, file != "")
 	}
 	errs = append(errs, checkRouteCollisions(processes, file)...)
@@ -369,6 +366,12 @@ func checkGoValues(p Process, add func(field, msg, hint string)) Errors {
 	}
 	if p.MaxRestarts < -1 {
 		add("max_restarts", fmt.Sprintf("max_restarts %d is below -1", p.MaxRestarts), "use -1 for no limit, or a positive count")
+	}
+	if p.Instances < 0 || p.Instances > MaxInstances {
+		add("instances", fmt.Sprintf("instances %d is not between 1 and %d", p.Instances, MaxInstances), fieldHint("instances"))
+	}
+	if p.MaxMemoryRestart < 0 {
+		add("max_memory_restart", fmt.Sprintf("max_memory_restart %d is negative", p.MaxMemoryRestart), fieldHint("max_memory_restart"))
 	}
 	if p.BackoffFactor != 0 && p.BackoffFactor < 1 {
 		add("backoff_factor", fmt.Sprintf("backoff_factor %g is below 1", p.BackoffFactor), "use 1 for a fixed delay, or more to grow it")

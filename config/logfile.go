@@ -41,7 +41,7 @@ func (p Process) LogFilePath(defaultDir string) string {
 }
 
 // logLine is how the first line of a processman log file starts.
-var logLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d) (stdout|stderr) `)
+var logLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d) (stdout|stderr)(:\d+)? `)
 
 // CheckLogFiles checks the log file of each process, as path (which
 // resolves log_file as serve does; "" for none) names it. Paths are

@@ -21,6 +21,7 @@ func TestCheckLogFiles(t *testing.T) {
 		filepath.Join(dataDir, "data.db"):          "SQLite format 3\x00...",
 		filepath.Join(base, "notes.txt"):           "my notes\n",
 		filepath.Join(base, "logs", "old.log"):     "2026-12-01T10:00:00.000Z stdout hello\n",
+		filepath.Join(base, "logs", "many.log"):    "2026-12-01T10:00:00.000Z stderr:1 hello\n",
 		filepath.Join(base, "logs", "empty.log"):   "",
 		filepath.Join(base, "pb_processes.json"):   "[]",
 		filepath.Join(base, "pb_hooks", "main.js"): "",
@@ -40,7 +41,8 @@ func TestCheckLogFiles(t *testing.T) {
 	}{
 		{filepath.Join(dataDir, "processman", "logs", "a.log"), ""}, // the default place
 		{filepath.Join(base, "logs", "new.log"), ""},
-		{filepath.Join(base, "logs", "old.log"), ""}, // an earlier run's log
+		{filepath.Join(base, "logs", "old.log"), ""},  // an earlier run's log
+		{filepath.Join(base, "logs", "many.log"), ""}, // of a process of several instances
 		{filepath.Join(base, "logs", "empty.log"), ""},
 		{filepath.Join(dataDir, "data.db"), "is in pb_data, PocketBase's data"},
 		{filepath.Join(dataDir, "other.log"), "is in pb_data"},

@@ -74,7 +74,12 @@ const (
 	DefaultLogMaxSizeMB    = 10
 	DefaultLogMaxFiles     = 5
 	DefaultResponseTimeout = 5 * time.Minute
+	DefaultReadyTimeout    = time.Minute
+	DefaultDrainTimeout    = 30 * time.Second
 )
+
+// MaxInstances is the most instances a process may have.
+const MaxInstances = 64
 
 // Process describes one managed process. It is what an entry of
 // pb_processes.json decodes into, and what Go code registers through the
@@ -96,8 +101,25 @@ type Process struct {
 	// directory containing pb_data.
 	Cwd string `json:"cwd,omitempty"`
 
-	// Instances is how many copies of the process run. Default 1.
+	// Instances is how many copies of the process run, each with its
+	// index in PB_INSTANCE (and NODE_APP_INSTANCE); a route balances its
+	// requests over those that are ready. Default 1, at most
+	// MaxInstances.
 	Instances int `json:"instances,omitempty"`
+
+	// ReadyTimeout is how long the new copy that a reload of a routed
+	// process starts has to become ready; if it is not by then, the
+	// reload is given up and the old copy keeps serving. Default 1m.
+	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+
+	// DrainTimeout is how long the old copy replaced by a reload of a
+	// routed process may finish its requests and streams before it is
+	// stopped. Default 30s.
+	DrainTimeout Duration `json:"drain_timeout,omitempty"`
+
+	// MaxMemoryRestart reloads (routed) or restarts an instance whose
+	// process tree's resident memory goes over it. Zero: no limit.
+	MaxMemoryRestart Bytes `json:"max_memory_restart,omitempty"`
 
 	// Interpreter runs the script; empty or InterpreterAuto ("auto")
 	// picks one from the script's extension; InterpreterNone ("none")
@@ -228,6 +250,8 @@ func (p Process) WithDefaults() Process {
 			p.Listen = ListenUnix
 		}
 		p.ResponseTimeout = p.ResponseTimeout.orDefault(DefaultResponseTimeout)
+		p.ReadyTimeout = p.ReadyTimeout.orDefault(DefaultReadyTimeout)
+		p.DrainTimeout = p.DrainTimeout.orDefault(DefaultDrainTimeout)
 	}
 	if p.LogMaxSizeMB == 0 {
 		p.LogMaxSizeMB = DefaultLogMaxSizeMB

@@ -20,7 +20,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -39,9 +39,10 @@ const Prefix = "/api/pm"
 // request does not say.
 const DefaultLogLines = 100
 
-// MaxActionWait bounds how long start, stop and restart requests wait
-// for the process to act (a stop waits for kill_timeout at most).
-const MaxActionWait = 2 * time.Minute
+// MaxActionWait bounds how long start, stop, restart and reload requests
+// wait for the process to act (a stop waits for kill_timeout at most, a
+// reload for ready_timeout and drain_timeout of each instance).
+const MaxActionWait = 10 * time.Minute
 
 //go:embed openapi.json
 var OpenAPI []byte
@@ -84,9 +85,10 @@ func (a *API) routes() []endpoint {
 		}},
 		{http.MethodGet, "/{name}", a.describe},
 		{http.MethodGet, "/{name}/logs", a.logs},
-		{http.MethodPost, "/{name}/start", a.action((*supervisor.Process).Start)},
-		{http.MethodPost, "/{name}/stop", a.action((*supervisor.Process).Stop)},
-		{http.MethodPost, "/{name}/restart", a.action((*supervisor.Process).Restart)},
+		{http.MethodPost, "/{name}/start", a.action((*supervisor.Manager).Start)},
+		{http.MethodPost, "/{name}/stop", a.action((*supervisor.Manager).Stop)},
+		{http.MethodPost, "/{name}/restart", a.action((*supervisor.Manager).Restart)},
+		{http.MethodPost, "/{name}/reload", a.action((*supervisor.Manager).Reload)},
 	}
 }
 
@@ -97,17 +99,18 @@ func (a *API) manager(e *core.RequestEvent) (*supervisor.Manager, error) {
 	return nil, e.Error(http.StatusServiceUnavailable, "Processes are not running: PocketBase is starting or stopping.", nil)
 }
 
-// process finds the process named in the path, or answers 404.
-func (a *API) process(e *core.RequestEvent) (*supervisor.Process, error) {
+// process finds the instances that the path names ("api", or "api:1"
+// for one), or answers 404.
+func (a *API) process(e *core.RequestEvent) ([]*supervisor.Process, error) {
 	m, err := a.manager(e)
 	if err != nil {
 		return nil, err
 	}
-	name := e.Request.PathValue("name")
-	if p := m.Get(name); p != nil {
-		return p, nil
+	procs, err := m.Find(e.Request.PathValue("name"))
+	if err != nil {
+		return nil, e.NotFoundError(strings.TrimPrefix(err.Error(), supervisor.ErrNotFound.Error()+": ")+".", nil)
 	}
-	return nil, e.NotFoundError("No process named "+strconv.Quote(name)+"; `pocketbase pm list` shows them.", nil)
+	return procs, nil
 }
 
 func (a *API) usage(pids ...int) map[int]metrics.Usage {
@@ -117,53 +120,84 @@ func (a *API) usage(pids ...int) map[int]metrics.Usage {
 	return a.Sampler.Sample(pids...)
 }
 
+// statuses reads the status of each instance, and the usage of their
+// trees.
+func (a *API) statuses(procs []*supervisor.Process) ([]supervisor.Status, map[int]metrics.Usage) {
+	statuses := make([]supervisor.Status, len(procs))
+	pids := make([]int, len(procs))
+	for i, p := range procs {
+		statuses[i] = p.Status()
+		pids[i] = statuses[i].Pid
+	}
+	return statuses, a.usage(pids...)
+}
+
+// summary is the summary of procs, instances of one process.
+func (a *API) summary(procs []*supervisor.Process) Summary {
+	statuses, usage := a.statuses(procs)
+	return summaryOf(statuses, procs[0].Config(), usage)
+}
+
 func (a *API) list(e *core.RequestEvent) error {
 	m, err := a.manager(e)
 	if err != nil {
 		return err
 	}
-	procs := m.List()
-	statuses := make([]supervisor.Status, len(procs))
-	pids := make([]int, 0, len(procs))
-	for i, p := range procs {
-		statuses[i] = p.Status()
-		pids = append(pids, statuses[i].Pid)
+	names := m.Names()
+	groups := make([][]*supervisor.Process, len(names))
+	var all []*supervisor.Process
+	for i, name := range names {
+		groups[i] = m.Instances(name)
+		all = append(all, groups[i]...)
 	}
-	usage := a.usage(pids...)
-	items := make([]Summary, len(procs))
-	for i, p := range procs {
-		items[i] = summaryOf(statuses[i], p.Config(), usage[statuses[i].Pid])
+	statuses, usage := a.statuses(all) // one sample for every tree
+	items := make([]Summary, len(groups))
+	at := 0
+	for i, group := range groups {
+		items[i] = summaryOf(statuses[at:at+len(group)], group[0].Config(), usage)
+		at += len(group)
 	}
 	return e.JSON(http.StatusOK, map[string]any{"items": items})
 }
 
 func (a *API) describe(e *core.RequestEvent) error {
-	p, err := a.process(e)
+	procs, err := a.process(e)
 	if err != nil {
 		return err
 	}
-	return e.JSON(http.StatusOK, a.detail(p))
+	m, _ := a.manager(e)
+	return e.JSON(http.StatusOK, a.detail(m.Instances(procs[0].Config().Name), procs[0]))
 }
 
-// detail builds the full view of a process.
-func (a *API) detail(p *supervisor.Process) Detail {
+// detail builds the full view of a process: the summary of its
+// instances, and the command, environment and crash of p, one of them.
+func (a *API) detail(instances []*supervisor.Process, p *supervisor.Process) Detail {
 	st := p.Status()
 	cfg := p.Config()
 	d := Detail{
-		Summary:  summaryOf(st, cfg, a.usage(st.Pid)[st.Pid]),
-		Command:  redact.Args(st.Command),
-		Cwd:      cfg.Cwd,
-		Venv:     st.Venv,
-		Logs:     st.Logs,
-		Env:      []EnvVar{},
-		Warnings: append([]string{}, st.Warnings...),
+		Summary:           a.summary(instances),
+		Instance:          p.Instance(),
+		Command:           redact.Args(st.Command),
+		Cwd:               cfg.Cwd,
+		Venv:              st.Venv,
+		Logs:              st.Logs,
+		Env:               []EnvVar{},
+		Warnings:          append([]string{}, st.Warnings...),
+		LastReloadFailure: reloadFailureOf(st.LastReloadFailure),
 		Policy: Policy{
 			Restart:     cfg.Restart,
 			MaxRestarts: cfg.MaxRestarts,
 			MinUptime:   durationText(cfg.MinUptime),
 			KillSignal:  cfg.KillSignal,
 			KillTimeout: durationText(cfg.KillTimeout),
+			Instances:   cfg.Instances,
 		},
+	}
+	if cfg.Route != "" {
+		d.Policy.ReadyTimeout, d.Policy.DrainTimeout = durationText(cfg.ReadyTimeout), durationText(cfg.DrainTimeout)
+	}
+	if cfg.MaxMemoryRestart > 0 {
+		d.Policy.MaxMemoryRestart = cfg.MaxMemoryRestart.String()
 	}
 	if a.LogFile != nil {
 		d.LogFile = a.LogFile(st.Name)
@@ -188,34 +222,40 @@ func (a *API) detail(p *supervisor.Process) Detail {
 	return d
 }
 
-// action answers start, stop and restart with the summary afterwards.
-func (a *API) action(do func(*supervisor.Process, context.Context) error) func(*core.RequestEvent) error {
+// action answers start, stop, restart and reload of the instances the
+// path names with the summary of their process afterwards.
+func (a *API) action(do func(*supervisor.Manager, context.Context, string) error) func(*core.RequestEvent) error {
 	return func(e *core.RequestEvent) error {
-		p, err := a.process(e)
+		procs, err := a.process(e)
 		if err != nil {
 			return err
 		}
+		m, _ := a.manager(e)
+		all := m.Instances(procs[0].Config().Name)
 		ctx, cancel := context.WithTimeout(e.Request.Context(), MaxActionWait)
 		defer cancel()
-		if err := do(p, ctx); err != nil {
-			st := p.Status()
+		if err := do(m, ctx, e.Request.PathValue("name")); err != nil {
+			summary := a.summary(all)
 			status, message := http.StatusBadRequest, err.Error()
+			data := map[string]any{"process": summary.Name, "state": summary.State}
 			switch {
 			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 				status, message = http.StatusGatewayTimeout, "The process did not act in time; it may still be stopping."
 			case errors.Is(err, supervisor.ErrClosed):
 				status, message = http.StatusServiceUnavailable, "PocketBase is stopping."
+			case errors.Is(err, supervisor.ErrReloadFailed):
+				status = http.StatusConflict
+				for _, p := range procs {
+					if f := reloadFailureOf(p.Status().LastReloadFailure); f != nil {
+						data["instance"], data["reload_failure"] = p.Instance(), f
+					}
+				}
 			}
 			// PocketBase's own errors keep only validation errors in data;
 			// the process and its state are written as they are.
-			return e.JSON(status, map[string]any{
-				"status":  status,
-				"message": message,
-				"data":    map[string]string{"process": st.Name, "state": string(st.State)},
-			})
+			return e.JSON(status, map[string]any{"status": status, "message": message, "data": data})
 		}
-		st := p.Status()
-		return e.JSON(http.StatusOK, summaryOf(st, p.Config(), a.usage(st.Pid)[st.Pid]))
+		return e.JSON(http.StatusOK, a.summary(all))
 	}
 }
 

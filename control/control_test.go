@@ -51,20 +51,24 @@ func startTestServer(t *testing.T, procs ...config.Process) *testServer {
 		if cfg.Cwd == "" {
 			cfg.Cwd = dir
 		}
-		out, err := logs.NewOutput(logs.Options{Process: cfg.Name, RingLines: 200})
+		out, err := logs.NewOutput(logs.Options{Process: cfg.Name, Instances: cfg.Instances, RingLines: 200})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = out.Close() })
-		p := supervisor.New(cfg, supervisor.Options{
-			Resolve: func(c config.Process) (*launch.Command, error) {
-				return launch.Resolve(c, os.Environ(), map[string]string{"PB_PROCESS_NAME": c.Name, "PB_GATEWAY_SECRET": "abc123"})
-			},
-			Spawner: s.manager.Spawner(),
-			Output:  out,
-		})
-		if err := s.manager.Add(p); err != nil {
-			t.Fatal(err)
+		for i := range max(cfg.Instances, 1) {
+			p := supervisor.New(cfg, supervisor.Options{
+				Instance: i,
+				Resolve: func(c config.Process, _ int) (*launch.Command, error) {
+					return launch.Resolve(c, os.Environ(), map[string]string{"PB_PROCESS_NAME": c.Name, "PB_GATEWAY_SECRET": "abc123",
+						"PB_INSTANCE": fmt.Sprint(i)})
+				},
+				Spawner: s.manager.Spawner(),
+				Output:  out,
+			})
+			if err := s.manager.Add(p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 

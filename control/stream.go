@@ -3,13 +3,15 @@ package control
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/logs"
-	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -20,9 +22,16 @@ const keepAlive = 15 * time.Second
 // logs answers recent lines, or with follow=true streams them and every
 // new line as server-sent events.
 func (a *API) logs(e *core.RequestEvent) error {
-	p, err := a.process(e)
+	procs, err := a.process(e)
 	if err != nil {
 		return err
+	}
+	p := procs[0]
+	// "api:1" names one instance of several: only its lines.
+	keep := func(logs.Line) bool { return true }
+	if strings.Contains(e.Request.PathValue("name"), ":") {
+		instance := p.Instance()
+		keep = func(l logs.Line) bool { return l.Instance == instance }
 	}
 	query := e.Request.URL.Query()
 	n := DefaultLogLines
@@ -42,19 +51,27 @@ func (a *API) logs(e *core.RequestEvent) error {
 	}
 	out := p.Output()
 	if !follow {
-		return e.Blob(http.StatusOK, "application/json", linesAnswer(tail(out, n), MaxLogsAnswerBytes))
+		return e.Blob(http.StatusOK, "application/json", linesAnswer(lastLines(out, n, keep), MaxLogsAnswerBytes))
 	}
 
-	backlog, lines, cancel := out.TailAndSubscribe(n, 0)
+	backlogLines := n
+	if n > 0 && strings.Contains(e.Request.PathValue("name"), ":") {
+		backlogLines = math.MaxInt // filtered below
+	}
+	backlog, lines, cancel := out.TailAndSubscribe(backlogLines, 0)
 	defer cancel()
 	s, err := startStream(e)
 	if err != nil {
 		return err
 	}
-	for _, l := range backlog {
+	for _, l := range lastOf(backlog, n, keep) {
 		s.send("line", lineOf(l))
 	}
-	return relay(e, s, lines, func(l logs.Line) { s.send("line", lineOf(l)) })
+	return relay(e, s, lines, func(l logs.Line) {
+		if keep(l) {
+			s.send("line", lineOf(l))
+		}
+	})
 }
 
 // MaxLogsAnswerBytes caps the JSON answer of the logs endpoint (without
@@ -89,11 +106,24 @@ func linesAnswer(lines []logs.Line, max int) []byte {
 	return append(out, '}')
 }
 
-func tail(out *logs.Output, n int) []logs.Line {
+// lastLines returns the last n lines of out that keep accepts.
+func lastLines(out *logs.Output, n int, keep func(logs.Line) bool) []logs.Line {
 	if n == 0 {
 		return []logs.Line{}
 	}
-	return out.Tail(n)
+	return lastOf(out.Tail(0), n, keep)
+}
+
+// lastOf returns the last n of lines that keep accepts, in order.
+func lastOf(lines []logs.Line, n int, keep func(logs.Line) bool) []logs.Line {
+	kept := make([]logs.Line, 0, min(n, len(lines)))
+	for i := len(lines) - 1; i >= 0 && len(kept) < n; i-- {
+		if keep(lines[i]) {
+			kept = append(kept, lines[i])
+		}
+	}
+	slices.Reverse(kept)
+	return kept
 }
 
 // events streams the state changes of every process as server-sent
@@ -109,14 +139,29 @@ func (a *API) events(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range m.List() {
-		s.send("process", summaryOf(p.Status(), p.Config(), zeroUsage))
+	for _, name := range m.Names() {
+		s.send("process", eventSummary(m.Instances(name), nil))
 	}
 	return relay(e, s, changes, func(ev supervisor.Event) {
-		if p := m.Get(ev.Status.Name); p != nil {
-			s.send("process", summaryOf(ev.Status, p.Config(), zeroUsage))
+		if procs := m.Instances(ev.Status.Name); len(procs) > 0 {
+			s.send("process", eventSummary(procs, &ev.Status))
 		}
 	})
+}
+
+// eventSummary is the summary of a process's instances for the events
+// stream, with changed (if set) as its instance's status, and without
+// CPU and memory: they are sampled when the list is asked for, not on
+// every state change.
+func eventSummary(procs []*supervisor.Process, changed *supervisor.Status) Summary {
+	statuses := make([]supervisor.Status, len(procs))
+	for i, p := range procs {
+		statuses[i] = p.Status()
+		if changed != nil && changed.Instance == i {
+			statuses[i] = *changed
+		}
+	}
+	return summaryOf(statuses, procs[0].Config(), nil)
 }
 
 // relay sends what arrives on ch until it is closed (PocketBase stops)
@@ -143,10 +188,6 @@ func relay[T any](e *core.RequestEvent, s *stream, ch <-chan T, send func(T)) er
 		}
 	}
 }
-
-// zeroUsage leaves CPU and memory out of events: they are sampled when
-// the list is asked for, not on every state change.
-var zeroUsage metrics.Usage
 
 // stream writes server-sent events.
 type stream struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/logs"
@@ -26,7 +27,7 @@ func TestSummaryShowsDefaultsAsTheyAct(t *testing.T) {
 		{"no route, no auth", config.Process{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := summaryOf(st, tc.cfg.WithDefaults(), metrics.Usage{})
+			s := summaryOf([]supervisor.Status{st}, tc.cfg.WithDefaults(), nil)
 			if got, want := jsonText(t, s.Auth), jsonText(t, tc.auth); got != want {
 				t.Errorf("auth %s, want %s", got, want)
 			}
@@ -34,6 +35,35 @@ func TestSummaryShowsDefaultsAsTheyAct(t *testing.T) {
 				t.Errorf("listen %q, want the default %q", s.Listen, config.ListenUnix)
 			}
 		})
+	}
+}
+
+// A process of several instances sums them up and shows each.
+func TestSummaryOfInstances(t *testing.T) {
+	now := time.Now()
+	statuses := []supervisor.Status{
+		{Name: "api", Instance: 0, State: supervisor.Online, Pid: 10, Ready: true, Restarts: 2, Reloads: 1, StartedAt: now},
+		{Name: "api", Instance: 1, State: supervisor.Online, Pid: 11, Ready: false, Restarts: 1, UnstableRestarts: 3,
+			Next: &supervisor.Copy{Pid: 12, Slot: 1, StartedAt: now}},
+		{Name: "api", Instance: 2, State: supervisor.Errored, Error: "gave up", LastExit: &supervisor.Exit{Time: now, Pid: 9, Code: 1}},
+	}
+	usage := map[int]metrics.Usage{10: {CPU: 5, Memory: 100, Processes: 1}, 11: {CPU: 7, Memory: 50, Processes: 2}}
+	s := summaryOf(statuses, config.Process{Name: "api", Instances: 3, Route: "/api/x"}.WithDefaults(), usage)
+	if s.State != "mixed" || s.Ready || s.Pid != 10 || s.Restarts != 3 || s.Reloads != 1 || s.UnstableRestarts != 3 {
+		t.Errorf("summary %+v", s)
+	}
+	if s.CPU != 12 || s.Memory != 150 || s.TreeSize != 3 || !s.Reloading || s.LastExit == nil || s.LastExit.Pid != 9 {
+		t.Errorf("sums %+v", s)
+	}
+	if s.Error != "instance 2: gave up" {
+		t.Errorf("error %q", s.Error)
+	}
+	if len(s.Instances) != 3 || s.Instances[1].Memory != 50 || s.Instances[1].Next == nil || s.Instances[1].Next.Pid != 12 || s.Instances[2].State != "errored" {
+		t.Errorf("instances %+v", s.Instances)
+	}
+	one := summaryOf(statuses[:1], config.Process{Name: "api"}.WithDefaults(), usage)
+	if one.State != "online" || !one.Ready || len(one.Instances) != 1 {
+		t.Errorf("one instance %+v", one)
 	}
 }
 

@@ -5,7 +5,9 @@
 //
 // A check runs only while it has something to learn: it polls a starting
 // process until it is ready (from every 50 ms, slowing to 1 s), then,
-// unless liveness is on, it only watches for the next run.
+// unless liveness is on, it only watches for the next run. The new copy
+// that a reload starts beside the current run is polled the same way, on
+// its own slot, until it is ready.
 package health
 
 import (
@@ -40,8 +42,9 @@ type Check struct {
 	Process *supervisor.Process
 	// Output is the process's output, for line checks.
 	Output *logs.Output
-	// Target is where the process listens; empty for an unrouted process.
-	Target gateway.Target
+	// Targets are where the process listens, by slot (see
+	// supervisor.Options.Drain); none for an unrouted process.
+	Targets []gateway.Target
 	// Config is the process's health setting; nil means the default.
 	Config *config.Health
 	// Secret, if set, signs HTTP checks as PocketBase itself (the
@@ -50,7 +53,7 @@ type Check struct {
 	Secret string
 	Logger *slog.Logger
 
-	client *http.Client
+	clients []*http.Client // by slot, for HTTP checks
 }
 
 // Run checks until ctx is done.
@@ -68,7 +71,9 @@ func (c *Check) Run(ctx context.Context) {
 		timeout = DefaultTimeout
 	}
 	if cfg.HTTP != "" {
-		c.client = c.httpClient(timeout)
+		for _, t := range c.Targets {
+			c.clients = append(c.clients, httpClient(t, timeout))
+		}
 	}
 	var lines <-chan logs.Line
 	if cfg.Line != "" && c.Output != nil {
@@ -97,6 +102,14 @@ func (c *Check) Run(ctx context.Context) {
 		}
 
 		st := c.Process.Status()
+		if next := st.Next; next != nil && !next.Ready && cfg.Line == "" {
+			// a reload's new copy: ready once its own slot answers
+			if c.probe(ctx, cfg, next.Slot, timeout) == nil {
+				c.Process.SetReady(next.Pid, true)
+			}
+			timer.Reset(firstPoll)
+			continue
+		}
 		if st.State != supervisor.Online {
 			pid, failures, poll = 0, 0, firstPoll
 			timer.Reset(watchPoll)
@@ -110,7 +123,7 @@ func (c *Check) Run(ctx context.Context) {
 			// the line decides; nothing to poll
 			timer.Reset(watchPoll)
 		case !st.Ready:
-			if c.probe(ctx, cfg, timeout) == nil {
+			if c.probe(ctx, cfg, st.Slot, timeout) == nil {
 				c.Process.SetReady(pid, true)
 				timer.Reset(watchPoll)
 				continue
@@ -118,14 +131,15 @@ func (c *Check) Run(ctx context.Context) {
 			timer.Reset(poll)
 			poll = min(poll*2, slowestPoll)
 		case cfg.Failures > 0:
-			if err := c.probe(ctx, cfg, timeout); err != nil {
+			if err := c.probe(ctx, cfg, st.Slot, timeout); err != nil {
 				failures++
-				c.log().Warn("processman: liveness check failed", "process", st.Name, "pid", pid,
+				c.log().Warn("processman: liveness check failed", "process", st.Name, "instance", st.Instance, "pid", pid,
 					"failures", failures, "of", cfg.Failures, "error", err.Error())
 				if failures >= cfg.Failures {
-					c.log().Error("processman: restarting a process that stopped answering", "process", st.Name, "pid", pid)
+					c.log().Error("processman: restarting a process that stopped answering", "process", st.Name, "instance", st.Instance, "pid", pid)
 					failures = 0
-					_ = c.Process.Restart(ctx)
+					reason := fmt.Sprintf("%d liveness checks failed in a row", cfg.Failures)
+					_ = c.Process.Restart(supervisor.WithReason(ctx, reason))
 				}
 			} else {
 				failures = 0
@@ -144,13 +158,17 @@ func (c *Check) log() *slog.Logger {
 	return c.Logger
 }
 
-// probe runs one check: the HTTP path, else a connection to the socket.
-// A process without a socket and without an HTTP path is ready once it
-// has started.
-func (c *Check) probe(ctx context.Context, cfg config.Health, timeout time.Duration) error {
+// probe runs one check of the run on slot: the HTTP path, else a
+// connection to the socket. A process without a socket and without an
+// HTTP path is ready once it has started.
+func (c *Check) probe(ctx context.Context, cfg config.Health, slot int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if cfg.HTTP != "" && c.Target.Network != "" {
+	if slot >= len(c.Targets) {
+		return nil
+	}
+	target := c.Targets[slot]
+	if cfg.HTTP != "" {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sidecar"+cfg.HTTP, nil)
 		if err != nil {
 			return err
@@ -158,7 +176,7 @@ func (c *Check) probe(ctx context.Context, cfg config.Health, timeout time.Durat
 		if c.Secret != "" {
 			identity.Apply(req.Header, c.Secret, time.Now(), http.MethodGet, cfg.HTTP, gateway.System)
 		}
-		resp, err := c.client.Do(req)
+		resp, err := c.clients[slot].Do(req)
 		if err != nil {
 			return err
 		}
@@ -168,19 +186,16 @@ func (c *Check) probe(ctx context.Context, cfg config.Health, timeout time.Durat
 		}
 		return nil
 	}
-	if c.Target.Network == "" {
-		return nil
-	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, c.Target.Network, c.Target.Address)
+	conn, err := d.DialContext(ctx, target.Network, target.Address)
 	if err != nil {
 		return err
 	}
 	return conn.Close()
 }
 
-func (c *Check) httpClient(timeout time.Duration) *http.Client {
-	target := c.Target
+// httpClient makes the HTTP checks of target.
+func httpClient(target gateway.Target, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{

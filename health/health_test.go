@@ -2,8 +2,12 @@ package health_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +26,7 @@ const secret = "0123456789abcdef0123456789abcdef"
 // health check.
 type checked struct {
 	process *supervisor.Process
-	target  gateway.Target
+	targets [2]gateway.Target // by slot
 }
 
 // start supervises cfg (its script in dir) with env, and runs a check of
@@ -48,8 +52,10 @@ func start(t *testing.T, dir string, cfg config.Process, routed bool, env map[st
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(sockDir) })
-		c.target = gateway.Target{Network: "unix", Address: filepath.Join(sockDir, "s.sock")}
-		inject["PB_SOCKET"], inject["PB_GATEWAY_SECRET"] = c.target.Address, secret
+		for slot := range c.targets {
+			c.targets[slot] = gateway.Target{Network: "unix", Address: filepath.Join(sockDir, fmt.Sprintf("s%d.sock", slot))}
+		}
+		inject["PB_GATEWAY_SECRET"] = secret
 	}
 	cfg.Cwd = dir
 	out, err := logs.NewOutput(logs.Options{Process: cfg.Name, RingLines: 200})
@@ -57,19 +63,29 @@ func start(t *testing.T, dir string, cfg config.Process, routed bool, env map[st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = out.Close() })
-	c.process = supervisor.New(cfg, supervisor.Options{
-		Resolve:        func(p config.Process) (*launch.Command, error) { return launch.Resolve(p, os.Environ(), inject) },
+	opts := supervisor.Options{
+		Resolve: func(p config.Process, slot int) (*launch.Command, error) {
+			env := maps.Clone(inject)
+			if routed {
+				env["PB_SOCKET"] = c.targets[slot].Address
+			}
+			return launch.Resolve(p, os.Environ(), env)
+		},
 		Spawner:        manager.Spawner(),
 		Output:         out,
-		BeforeStart:    c.target.Prepare,
+		BeforeStart:    func(slot int) error { return c.targets[slot].Prepare() },
 		CheckReadiness: true,
-	})
+	}
+	if routed {
+		opts.Drain = func(context.Context, int, time.Duration) {} // no gateway here
+	}
+	c.process = supervisor.New(cfg, opts)
 	if err := manager.Add(c.process); err != nil {
 		t.Fatal(err)
 	}
-	check := &health.Check{Process: c.process, Output: out, Target: c.target, Config: cfg.Health}
+	check := &health.Check{Process: c.process, Output: out, Config: cfg.Health}
 	if routed {
-		check.Secret = secret
+		check.Secret, check.Targets = secret, c.targets[:]
 	}
 	go check.Run(ctx)
 	return c
@@ -92,7 +108,7 @@ func TestSocketAcceptingMeansReady(t *testing.T) {
 	echoSidecar(t, dir)
 	c := start(t, dir, config.Process{Name: "side", Script: "side.mjs"}, true, nil)
 	testutil.WaitFor(t, "ready", 15*time.Second, func() bool { return c.process.Status().Ready })
-	if _, err := os.Stat(c.target.Address); err != nil {
+	if _, err := os.Stat(c.targets[0].Address); err != nil {
 		t.Errorf("ready without a socket: %v", err)
 	}
 }
@@ -152,4 +168,97 @@ func TestLivenessRestartsAProcessThatStopsAnswering(t *testing.T) {
 	})
 	os.Remove(failFile)
 	testutil.WaitFor(t, "ready again", 10*time.Second, func() bool { return p.Status().Ready })
+}
+
+// A reload starts the new copy on the other slot, waits for its own
+// readiness check, then lets it take over and stops the old copy.
+func TestReloadTakesOverOnceTheNewCopyIsReady(t *testing.T) {
+	dir := t.TempDir()
+	echoSidecar(t, dir)
+	c := start(t, dir, config.Process{Name: "side", Script: "side.mjs", Route: "/api/side", Health: &config.Health{HTTP: "/health"}},
+		true, map[string]string{"READY_AFTER_MS": "800"})
+	p := c.process
+	testutil.WaitFor(t, "ready", 15*time.Second, func() bool { return p.Status().Ready })
+	first := p.Status()
+
+	done := make(chan error, 1)
+	started := time.Now()
+	go func() { done <- p.Reload(supervisor.WithReason(context.Background(), "a test")) }()
+	testutil.WaitFor(t, "the new copy", 10*time.Second, func() bool { return p.Status().Next != nil })
+	during := p.Status()
+	if _, serving := p.Serving(first.Slot); !serving || during.Pid != first.Pid || during.Next.Slot == first.Slot {
+		t.Errorf("while the new copy starts, the old one must serve on its slot: %+v", during)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(started); took < 700*time.Millisecond {
+		t.Errorf("took over after %v, before the new copy's /health passed (800 ms)", took)
+	}
+	after := p.Status()
+	if after.Pid == first.Pid || after.Slot == first.Slot || !after.Ready || after.Reloads != 1 || after.Next != nil || after.Draining != nil {
+		t.Errorf("after the reload: %+v", after)
+	}
+	if _, serving := p.Serving(after.Slot); !serving {
+		t.Error("the new copy's slot does not serve")
+	}
+	if _, serving := p.Serving(first.Slot); serving {
+		t.Error("the old slot still serves")
+	}
+	if e := after.LastExit; e == nil || e.Pid != first.Pid || !e.Requested || e.Reason != "a test" {
+		t.Errorf("the old copy's exit: %+v", e)
+	}
+	if testutil.Alive(first.Pid) {
+		t.Errorf("the old copy %d still runs", first.Pid)
+	}
+}
+
+// A reload whose new copy is not ready in time, or exits, is given up:
+// the old copy keeps serving, and the failure says why with the new
+// copy's output.
+func TestReloadGivenUpKeepsTheOldCopy(t *testing.T) {
+	dir := t.TempDir()
+	echoSidecar(t, dir)
+	failFile, crashFile := filepath.Join(dir, "fail"), filepath.Join(dir, "crash")
+	c := start(t, dir, config.Process{Name: "side", Script: "side.mjs", Route: "/api/side",
+		ReadyTimeout: config.Duration(time.Second), Health: &config.Health{HTTP: "/health"}},
+		true, map[string]string{"HEALTH_FAIL_FILE": failFile, "CRASH_FILE": crashFile})
+	p := c.process
+	testutil.WaitFor(t, "ready", 15*time.Second, func() bool { return p.Status().Ready })
+	first := p.Status()
+
+	for _, tc := range []struct {
+		name, file, want, line string
+	}{
+		{"never ready", failFile, "not ready within ready_timeout (1s)", ""},
+		{"exits", crashFile, "exited with code 3 before it was ready", "crashing as asked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(tc.file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(tc.file)
+			err := p.Reload(context.Background())
+			if !errors.Is(err, supervisor.ErrReloadFailed) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "keeps serving") {
+				t.Fatalf("reload: %v", err)
+			}
+			st := p.Status()
+			if st.Pid != first.Pid || st.Slot != first.Slot || !st.Ready || st.Next != nil || st.Reloads != 0 {
+				t.Errorf("the old copy must stay current: %+v", st)
+			}
+			f := st.LastReloadFailure
+			if f == nil || !strings.Contains(f.Error, tc.want) {
+				t.Fatalf("failure record %+v", f)
+			}
+			if tc.line != "" && (len(f.LastLines) == 0 || f.LastLines[len(f.LastLines)-1].Text != tc.line) {
+				t.Errorf("the new copy's output %+v, want its last line %q", f.LastLines, tc.line)
+			}
+			if tc.line != "" && (f.Exit == nil || f.Exit.Code != 3) {
+				t.Errorf("the new copy's exit %+v", f.Exit)
+			}
+		})
+	}
+	if _, serving := p.Serving(first.Slot); !serving {
+		t.Error("the old copy does not serve after the failed reloads")
+	}
 }

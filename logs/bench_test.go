@@ -53,7 +53,7 @@ func BenchmarkAttach(b *testing.B) {
 			b.SetBytes(60)
 			b.ReportAllocs()
 			b.ResetTimer()
-			done := o.Attach(Stdout, 1, pr)
+			done := o.Attach(Stdout, 1, 0, pr)
 			for left := b.N; left > 0; left -= perBlock {
 				if _, err := pw.Write(block.Bytes()); err != nil {
 					b.Fatal(err)
@@ -171,7 +171,7 @@ func runIntoOutput(b *testing.B, n int, o *Output) {
 		b.Fatal(err)
 	}
 	pw.Close()
-	done := o.Attach(Stdout, child.Process.Pid, pr)
+	done := o.Attach(Stdout, child.Process.Pid, 0, pr)
 	if err := child.Wait(); err != nil {
 		b.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func pipeIn(t testing.TB, o *Output, stream string, pid int, data ...[]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := o.Attach(stream, pid, pr)
+	done := o.Attach(stream, pid, 0, pr)
 	for _, d := range data {
 		if _, err := pw.Write(d); err != nil {
 			t.Fatalf("write to pipe: %v", err)
@@ -81,8 +81,8 @@ func runChild(t testing.TB, o *Output, name string, args ...string) int {
 	outW.Close()
 	errW.Close()
 	pid := cmd.Process.Pid
-	outDone := o.Attach(Stdout, pid, outR)
-	errDone := o.Attach(Stderr, pid, errR)
+	outDone := o.Attach(Stdout, pid, 0, outR)
+	errDone := o.Attach(Stderr, pid, 0, errR)
 	exited := make(chan struct{})
 	var werr error
 	go func() { werr = cmd.Wait(); close(exited) }()

@@ -153,7 +153,7 @@ func TestHugeLineWithoutNewline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := o.Attach(Stdout, 1, pr)
+	done := o.Attach(Stdout, 1, 0, pr)
 	for i := 0; i < size/len(chunk); i++ {
 		if _, err := pw.Write(chunk); err != nil {
 			t.Fatal(err)
@@ -717,7 +717,7 @@ func TestAttachClosesReader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := newOutput(t, Options{})
 			r := &closeRecorder{Reader: io.MultiReader(strings.NewReader("x\ny"), errReader{tt.err})}
-			waitFor(t, o.Attach(Stdout, 1, r), "reader")
+			waitFor(t, o.Attach(Stdout, 1, 0, r), "reader")
 			if !r.closed {
 				t.Fatal("reader not closed")
 			}

@@ -82,11 +82,18 @@ type Line struct {
 	Stream string    `json:"stream"` // Stdout or Stderr
 	Text   string    `json:"text"`   // valid UTF-8 (invalid bytes replaced with U+FFFD), no trailing newline
 	Pid    int       `json:"pid"`
+	// Instance is the index of the instance that wrote the line (0 for a
+	// process of one instance).
+	Instance int `json:"instance"`
 }
 
 // Options configure an Output. Zero values get the defaults shown.
 type Options struct {
-	Process     string       // process name, put in logger attributes ("process")
+	Process string // process name, put in logger attributes ("process")
+	// Instances is how many instances of the process write into the
+	// Output; with more than one, each line of the file says which
+	// ("<time> stdout:1 <text>") and logger records get an "instance".
+	Instances   int
 	File        string       // log file path; "" means no file. Parent dirs are created (0o755), file 0o644.
 	MaxSizeMB   int          // rotation size, default 10
 	MaxFiles    int          // rotated files kept besides the current one, default 5
@@ -215,6 +222,7 @@ func NewOutput(opts Options) (*Output, error) {
 		o:        o,
 		logger:   opts.Logger,
 		procAttr: slog.String("process", opts.Process),
+		many:     opts.Instances > 1,
 		hasFile:  opts.File != "",
 		maxWrite: opts.MaxSizeMB << 20,
 	}
@@ -267,7 +275,8 @@ func createFile(name string) (int64, error) {
 
 // Attach starts a goroutine that reads r until EOF or an error, splitting
 // lines, and closes r at the end. stream should be Stdout or Stderr; pid is
-// the child's process id, recorded in every Line.
+// the child's process id and instance the index of its instance, both
+// recorded in every Line.
 //
 // The returned channel is closed once everything read from r has been handed
 // to the ring buffer (and handed on to the sink) and r has been closed. A final
@@ -275,13 +284,13 @@ func createFile(name string) (int64, error) {
 //
 // The reader never waits for the sink: r is always drained as fast as it
 // delivers data. After Close, Attach only drains and closes r.
-func (o *Output) Attach(stream string, pid int, r io.ReadCloser) <-chan struct{} {
+func (o *Output) Attach(stream string, pid, instance int, r io.ReadCloser) <-chan struct{} {
 	done := make(chan struct{})
-	go o.read(stream, pid, r, done)
+	go o.read(stream, pid, instance, r, done)
 	return done
 }
 
-func (o *Output) read(stream string, pid int, r io.ReadCloser, done chan<- struct{}) {
+func (o *Output) read(stream string, pid, instance int, r io.ReadCloser, done chan<- struct{}) {
 	defer close(done)
 	defer r.Close()
 
@@ -292,7 +301,7 @@ func (o *Output) read(stream string, pid int, r io.ReadCloser, done chan<- struc
 		now   time.Time
 	)
 	emit := func(text string) {
-		lines = append(lines, Line{Time: now, Stream: stream, Text: validText(text), Pid: pid})
+		lines = append(lines, Line{Time: now, Stream: stream, Text: validText(text), Pid: pid, Instance: instance})
 	}
 	publish := func() {
 		o.publish(lines)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ type sink struct {
 	o        *Output
 	work     []*chunk // the chunks taken from o.pending
 	procAttr slog.Attr
+	many     bool // several instances: lines say which
 
 	// file
 	hasFile   bool
@@ -30,9 +32,10 @@ type sink struct {
 	fileSize  int    // size of the current file as lumberjack counts it
 	opened    bool   // whether lumberjack has opened the file yet
 	lastRot   time.Time
-	prefix    []byte // "<time> <stream> " of lastMilli and lastStrm
+	prefix    []byte // "<time> <stream>[:<instance>] " of lastMilli, lastStrm and lastInst
 	lastMilli int64  // Unix milliseconds of prefix
 	lastStrm  string
+	lastInst  int
 	err       error // first file error
 
 	// logger
@@ -120,11 +123,15 @@ func (s *sink) write(lines []Line) {
 			l := &lines[i]
 			// The time stamp has millisecond resolution: lines of the same
 			// millisecond and stream share their prefix.
-			if ms := l.Time.UnixMilli(); ms != s.lastMilli || l.Stream != s.lastStrm {
-				s.lastMilli, s.lastStrm = ms, l.Stream
+			if ms := l.Time.UnixMilli(); ms != s.lastMilli || l.Stream != s.lastStrm || l.Instance != s.lastInst {
+				s.lastMilli, s.lastStrm, s.lastInst = ms, l.Stream, l.Instance
 				s.prefix = l.Time.UTC().AppendFormat(s.prefix[:0], fileTimeFormat)
 				s.prefix = append(s.prefix, ' ')
 				s.prefix = append(s.prefix, l.Stream...)
+				if s.many {
+					s.prefix = append(s.prefix, ':')
+					s.prefix = strconv.AppendInt(s.prefix, int64(l.Instance), 10)
+				}
 				s.prefix = append(s.prefix, ' ')
 			}
 			s.buf = append(s.buf, s.prefix...)
@@ -164,6 +171,11 @@ func (s *sink) log(lines []Line) {
 	ctx := context.Background()
 	for i := range lines[:k] {
 		l := &lines[i]
+		if s.many {
+			s.logger.LogAttrs(ctx, slog.LevelInfo, cutText(l.Text, maxText),
+				s.procAttr, slog.Int("instance", l.Instance), slog.String("stream", l.Stream), slog.Int("pid", l.Pid))
+			continue
+		}
 		s.logger.LogAttrs(ctx, slog.LevelInfo, cutText(l.Text, maxText),
 			s.procAttr, slog.String("stream", l.Stream), slog.Int("pid", l.Pid))
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -22,9 +23,13 @@ var ErrClosed = errors.New("processman: supervisor is shut down")
 
 // Options wire a Process to the rest of processman.
 type Options struct {
-	// Resolve builds the command of each run; called at every start, so
-	// that a venv or script created later is picked up.
-	Resolve func(config.Process) (*launch.Command, error)
+	// Instance is the index of this instance of the process, 0 for a
+	// process of one instance.
+	Instance int
+	// Resolve builds the command of a run that listens on slot (0 or 1;
+	// see Drain); called at every start, so that a venv or script
+	// created later is picked up.
+	Resolve func(cfg config.Process, slot int) (*launch.Command, error)
 	// Spawner starts the children (required).
 	Spawner *Spawner
 	// Output receives the child's stdout and stderr (required).
@@ -35,9 +40,15 @@ type Options struct {
 	// when a run is ready, with SetReady; otherwise a run is ready as soon
 	// as it is spawned.
 	CheckReadiness bool
-	// BeforeStart, if set, runs before each start; an error fails the
-	// start (the gateway removes a stale socket file here).
-	BeforeStart func() error
+	// BeforeStart, if set, runs before each start of a run on slot; an
+	// error fails the start (the gateway readies the slot's socket here).
+	BeforeStart func(slot int) error
+	// Drain, if set, makes Reload replace a running child without a
+	// moment where none serves: the new copy starts on the other slot,
+	// takes the requests once it is ready, and Drain then waits, up to
+	// timeout, until the old copy's slot has no request left before the
+	// old copy is stopped. Without it a reload is a restart.
+	Drain func(ctx context.Context, slot int, timeout time.Duration)
 	// ConfigError, if set, marks the process errored from the start: its
 	// config entry is invalid. Start and Restart return it.
 	ConfigError string
@@ -53,18 +64,21 @@ type Event struct {
 	Previous State
 	// Exit is set when the change was caused by an exit.
 	Exit *Exit
+	// Reload is set on the steps of a reload.
+	Reload *ReloadStep
 }
 
-// Process supervises one managed process. All changes happen on one
-// goroutine (Run), which takes start, stop and restart requests one at a
-// time: concurrent requests are serialized and can never leave two
-// copies running.
+// Process supervises one instance of a managed process. All changes
+// happen on one goroutine (Run), which takes start, stop, restart and
+// reload requests one at a time: concurrent requests are serialized and
+// can never leave two copies running, or three during a reload.
 type Process struct {
 	cfg  config.Process
 	opts Options
 
-	requests chan request
-	done     chan struct{}
+	requests  chan request
+	done      chan struct{}
+	nextReady chan int // the pid of a reload's new copy, once it is ready
 
 	mu       sync.RWMutex
 	status   Status
@@ -77,17 +91,37 @@ const (
 	reqStart requestKind = iota
 	reqStop
 	reqRestart
+	reqReload
 )
 
 type request struct {
-	kind  requestKind
-	reply chan error
+	kind   requestKind
+	reason string // why, from WithReason
+	reply  chan error
+}
+
+// reasonKey carries the reason of a request in its context.
+type reasonKey struct{}
+
+// WithReason makes the stop, restart or reload asked for with ctx record
+// why: the exit of the child it stops carries reason (Exit.Reason), and
+// so do its event and log record.
+//
+//	p.Reload(supervisor.WithReason(ctx, "memory 312MB over max_memory_restart 300MB"))
+func WithReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, reasonKey{}, reason)
+}
+
+func reasonOf(ctx context.Context) string {
+	reason, _ := ctx.Value(reasonKey{}).(string)
+	return reason
 }
 
 // run is one running child.
 type run struct {
 	cmd     *exec.Cmd
 	pid     int
+	slot    int
 	started time.Time
 	exited  chan Exit     // receives the exit once
 	output  chan struct{} // closed when both pipes reached EOF
@@ -100,13 +134,31 @@ func New(cfg config.Process, opts Options) *Process {
 		opts.Logger = slog.Default()
 	}
 	cfg = cfg.WithDefaults()
-	return &Process{
-		cfg:      cfg,
-		opts:     opts,
-		requests: make(chan request),
-		done:     make(chan struct{}),
-		status:   Status{Name: cfg.Name, State: Stopped},
+	if cfg.Instances > 1 {
+		opts.Logger = opts.Logger.With("process", cfg.Name, "instance", opts.Instance)
+	} else {
+		opts.Logger = opts.Logger.With("process", cfg.Name)
 	}
+	return &Process{
+		cfg:       cfg,
+		opts:      opts,
+		requests:  make(chan request),
+		done:      make(chan struct{}),
+		nextReady: make(chan int, 1),
+		status:    Status{Name: cfg.Name, Instance: opts.Instance, State: Stopped},
+	}
+}
+
+// Instance is the index of this instance of the process.
+func (p *Process) Instance() int { return p.opts.Instance }
+
+// Ref names this instance as actions do: the process's name, with
+// ":<instance>" when it has more than one ("api:1").
+func (p *Process) Ref() string {
+	if p.cfg.Instances > 1 {
+		return p.cfg.Name + ":" + strconv.Itoa(p.opts.Instance)
+	}
+	return p.cfg.Name
 }
 
 // Config returns the process's configuration, defaults applied.
@@ -134,12 +186,20 @@ func (p *Process) Launched() *launch.Command {
 	return p.launched
 }
 
-// Readiness returns the state and readiness alone: cheaper than Status
-// for the gateway, which asks on every request.
+// Readiness returns the state and readiness alone: cheaper than Status.
 func (p *Process) Readiness() (State, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.status.State, p.status.Ready
+}
+
+// Serving returns the state and whether the run on slot takes requests:
+// the current run, ready. The gateway asks on every request, for each
+// slot of each instance.
+func (p *Process) Serving(slot int) (State, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.status.State, p.status.State == Online && p.status.Ready && p.status.Slot == slot
 }
 
 // Start starts the process if it is not running. It returns once the
@@ -153,8 +213,13 @@ func (p *Process) Stop(ctx context.Context) error { return p.ask(ctx, reqStop) }
 // Restart stops the process (if running) and starts it again.
 func (p *Process) Restart(ctx context.Context) error { return p.ask(ctx, reqRestart) }
 
+// Reload replaces the running child with a new copy: without a moment
+// where none serves for a process with Options.Drain (see reload.go), as
+// a restart for any other. A process that is not running is started.
+func (p *Process) Reload(ctx context.Context) error { return p.ask(ctx, reqReload) }
+
 func (p *Process) ask(ctx context.Context, kind requestKind) error {
-	req := request{kind: kind, reply: make(chan error, 1)}
+	req := request{kind: kind, reason: reasonOf(ctx), reply: make(chan error, 1)}
 	select {
 	case p.requests <- req:
 	case <-p.done:
@@ -173,10 +238,25 @@ func (p *Process) ask(ctx context.Context, kind requestKind) error {
 }
 
 // SetReady records the outcome of a readiness check of the run with this
-// pid; it is ignored when that run is no longer the current one. It
-// reports whether the readiness changed.
+// pid, the current run or a reload's new copy; it is ignored for any
+// other. It reports whether the readiness changed.
 func (p *Process) SetReady(pid int, ready bool) bool {
 	p.mu.Lock()
+	if next := p.status.Next; next != nil && next.Pid == pid {
+		changed := ready && !next.Ready
+		if changed {
+			// a new value: snapshots already handed out share the old one
+			ready := *next
+			ready.Ready = true
+			p.status.Next = &ready
+			select {
+			case p.nextReady <- pid:
+			default:
+			}
+		}
+		p.mu.Unlock()
+		return changed
+	}
 	if p.status.Pid != pid || p.status.State != Online || p.status.Ready == ready {
 		p.mu.Unlock()
 		return false
@@ -201,6 +281,7 @@ func (p *Process) Run(ctx context.Context) {
 	defer close(p.done)
 	var (
 		current *run
+		slot    int // where the next start listens: the current run's slot
 		policy  backoff
 		timer   *time.Timer
 		timerC  <-chan time.Time
@@ -213,13 +294,30 @@ func (p *Process) Run(ctx context.Context) {
 	}
 	start := func() error {
 		cancelTimer()
-		r, err := p.spawn()
+		r, err := p.spawn(slot)
 		if err != nil {
 			p.setErrored(err.Error(), nil)
 			return err
 		}
 		current = r
 		return nil
+	}
+	restarted := func() {
+		p.mu.Lock()
+		p.status.Restarts++
+		p.mu.Unlock()
+	}
+	restart := func(reason string) error {
+		if current != nil {
+			p.stopRun(current, reason)
+			current = nil
+		}
+		policy.reset()
+		err := start()
+		if err == nil {
+			restarted()
+		}
+		return err
 	}
 	exitedC := func() <-chan Exit {
 		if current == nil {
@@ -239,7 +337,7 @@ func (p *Process) Run(ctx context.Context) {
 		case <-ctx.Done():
 			cancelTimer()
 			if current != nil {
-				p.stopRun(current)
+				p.stopRun(current, "")
 				current = nil
 			}
 			return
@@ -255,22 +353,40 @@ func (p *Process) Run(ctx context.Context) {
 			case reqStop:
 				cancelTimer()
 				if current != nil {
-					p.stopRun(current)
+					p.stopRun(current, req.reason)
 					current = nil
 				} else {
 					p.transition(func(s *Status) { s.State, s.NextRestart = Stopped, time.Time{} }, nil)
 				}
 			case reqRestart:
-				if current != nil {
-					p.stopRun(current)
-					current = nil
+				err = restart(req.reason)
+			case reqReload:
+				if req.reason == "" {
+					req.reason = "reload"
 				}
-				policy.reset()
-				err = start()
-				if err == nil {
-					p.mu.Lock()
-					p.status.Restarts++
-					p.mu.Unlock()
+				if current == nil || p.opts.Drain == nil || p.opts.ConfigError != "" {
+					err = restart(req.reason)
+					break
+				}
+				var lost *Exit
+				current, lost, err = p.reload(ctx, current, req.reason)
+				switch {
+				case current != nil:
+					slot = current.slot
+				case lost != nil && ctx.Err() == nil:
+					// The old copy died during the reload and the new one
+					// failed: the exit decides, as any exit does.
+					d := policy.afterExit(p.cfg, *lost)
+					p.transition(func(s *Status) {
+						s.State, s.Error = d.state, d.reason
+						if d.restart {
+							s.NextRestart = time.Now().Add(d.delay)
+						}
+					}, nil)
+					if d.restart {
+						timer = time.NewTimer(d.delay)
+						timerC = timer.C
+					}
 				}
 			}
 			req.reply <- err
@@ -289,45 +405,69 @@ func (p *Process) Run(ctx context.Context) {
 		case <-timerC:
 			timer, timerC = nil, nil
 			if start() == nil {
-				p.mu.Lock()
-				p.status.Restarts++
-				p.mu.Unlock()
+				restarted()
 			}
 		}
 	}
 }
 
-// spawn resolves the command and starts the child with its output
-// attached.
-func (p *Process) spawn() (*run, error) {
+// spawn resolves the command and starts the current run on slot.
+func (p *Process) spawn(slot int) (*run, error) {
 	p.transition(func(s *Status) { s.State, s.Error, s.NextRestart = Starting, "", time.Time{} }, nil)
-	cmdSpec, err := p.opts.Resolve(p.cfg)
+	cmdSpec, err := p.prepare(slot)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.launched = cmdSpec
+	p.mu.Unlock()
+	r, err := p.spawnRun(cmdSpec, slot)
+	if err != nil {
+		return nil, err
+	}
+	p.transition(func(s *Status) {
+		s.setCommand(cmdSpec)
+		s.State, s.Pid, s.StartedAt, s.Slot = Online, r.pid, r.started, slot
+		s.Ready = !p.opts.CheckReadiness
+	}, nil)
+	p.opts.Logger.Info("processman: process started", "pid", r.pid, "command", cmdSpec.String())
+	return r, nil
+}
+
+// setCommand records the command of the current run.
+func (s *Status) setCommand(c *launch.Command) {
+	s.Command, s.Dir, s.Runtime, s.Venv = c.Args, c.Dir, c.Runtime, c.Venv
+	s.Warnings = c.Warnings
+}
+
+// prepare resolves the command of a run on slot and readies the slot.
+func (p *Process) prepare(slot int) (*launch.Command, error) {
+	cmdSpec, err := p.opts.Resolve(p.cfg, slot)
 	if err != nil {
 		return nil, err
 	}
 	if p.opts.BeforeStart != nil {
-		if err := p.opts.BeforeStart(); err != nil {
+		if err := p.opts.BeforeStart(slot); err != nil {
 			return nil, err
 		}
 	}
-	p.mu.Lock()
-	p.status.Command, p.status.Dir, p.status.Runtime, p.status.Venv = cmdSpec.Args, cmdSpec.Dir, cmdSpec.Runtime, cmdSpec.Venv
-	p.status.Warnings = cmdSpec.Warnings
-	p.launched = cmdSpec
-	p.mu.Unlock()
 	for _, w := range cmdSpec.Warnings {
-		p.opts.Logger.Warn("processman: "+w, "process", p.cfg.Name)
+		p.opts.Logger.Warn("processman: " + w)
 	}
+	return cmdSpec, nil
+}
 
+// spawnRun starts a child of cmdSpec with its output attached.
+func (p *Process) spawnRun(cmdSpec *launch.Command, slot int) (*run, error) {
 	stdoutR, stdoutW, err := outputPipe()
 	if err != nil {
-		return nil, fmt.Errorf("processman: start %q: %w", p.cfg.Name, err)
+		return nil, fmt.Errorf("processman: start %q: %w", p.Ref(), err)
 	}
 	stderrR, stderrW, err := outputPipe()
 	if err != nil {
 		stdoutR.Close()
 		stdoutW.Close()
-		return nil, fmt.Errorf("processman: start %q: %w", p.cfg.Name, err)
+		return nil, fmt.Errorf("processman: start %q: %w", p.Ref(), err)
 	}
 	cmd := &exec.Cmd{
 		Path:   cmdSpec.Path,
@@ -345,12 +485,12 @@ func (p *Process) spawn() (*run, error) {
 	if err != nil {
 		stdoutR.Close()
 		stderrR.Close()
-		return nil, fmt.Errorf("processman: start %q (%s): %w", p.cfg.Name, cmdSpec, err)
+		return nil, fmt.Errorf("processman: start %q (%s): %w", p.Ref(), cmdSpec, err)
 	}
 
-	r := &run{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), exited: make(chan Exit, 1), output: make(chan struct{})}
-	outDone := p.opts.Output.Attach(logs.Stdout, r.pid, stdoutR)
-	errDone := p.opts.Output.Attach(logs.Stderr, r.pid, stderrR)
+	r := &run{cmd: cmd, pid: cmd.Process.Pid, slot: slot, started: time.Now(), exited: make(chan Exit, 1), output: make(chan struct{})}
+	outDone := p.opts.Output.Attach(logs.Stdout, r.pid, p.opts.Instance, stdoutR)
+	errDone := p.opts.Output.Attach(logs.Stderr, r.pid, p.opts.Instance, stderrR)
 	go func() {
 		<-outDone
 		<-errDone
@@ -360,12 +500,6 @@ func (p *Process) spawn() (*run, error) {
 		err := cmd.Wait()
 		r.exited <- exitOf(r, err)
 	}()
-
-	p.transition(func(s *Status) {
-		s.State, s.Pid, s.StartedAt = Online, r.pid, r.started
-		s.Ready = !p.opts.CheckReadiness
-	}, nil)
-	p.opts.Logger.Info("processman: process started", "process", p.cfg.Name, "pid", r.pid, "command", cmdSpec.String())
 	return r, nil
 }
 
@@ -384,10 +518,19 @@ func exitOf(r *run, waitErr error) Exit {
 	return e
 }
 
-// stopRun stops a running child and its whole group: kill_signal to
-// the group, kill_timeout to exit, then SIGKILL to the group.
-func (p *Process) stopRun(r *run) {
+// stopRun stops the current run and its whole group (see stopGroup);
+// reason, if any, is recorded in its exit.
+func (p *Process) stopRun(r *run, reason string) {
 	p.transition(func(s *Status) { s.State, s.Ready = Stopping, false }, nil)
+	exit := p.stopGroup(r)
+	exit.Reason = reason
+	p.recordExit(r, exit, decision{state: Stopped}, nil)
+}
+
+// stopGroup stops a child and its whole group: kill_signal to the group,
+// kill_timeout to exit, then SIGKILL to the group. It returns the exit,
+// requested.
+func (p *Process) stopGroup(r *run) Exit {
 	sig, err := p.cfg.Signal()
 	if err != nil {
 		sig = syscall.SIGTERM
@@ -401,13 +544,13 @@ func (p *Process) stopRun(r *run) {
 	case exit = <-r.exited:
 	case <-timeout.C:
 		p.opts.Logger.Warn("processman: process did not stop in time, killing its process group",
-			"process", p.cfg.Name, "pid", r.pid, "signal", signalName(sig), "kill_timeout", p.cfg.KillTimeout.String())
+			"pid", r.pid, "signal", signalName(sig), "kill_timeout", p.cfg.KillTimeout.String())
 		_ = signalGroup(r.pid, syscall.SIGKILL)
 		exit = <-r.exited
 	}
 	exit.Requested = true
 	p.reapGroup(r, true)
-	p.recordExit(r, exit, decision{state: Stopped}, nil)
+	return exit
 }
 
 // reapGroup makes sure no process of the run's group survives its
@@ -426,7 +569,7 @@ func (p *Process) reapGroup(r *run, signalled bool) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if groupAlive(pgid) {
-			p.opts.Logger.Warn("processman: killing leftover processes of the group", "process", p.cfg.Name, "pgid", pgid)
+			p.opts.Logger.Warn("processman: killing leftover processes of the group", "pgid", pgid)
 			_ = signalGroup(pgid, syscall.SIGKILL)
 			// SIGKILL is delivered asynchronously; the group is gone soon.
 			for deadline := time.Now().Add(time.Second); groupAlive(pgid) && time.Now().Before(deadline); {
@@ -470,10 +613,8 @@ func (p *Process) recordExit(r *run, exit Exit, d decision, policy *backoff) {
 		}
 	}, &exit)
 
-	attrs := []any{"process", p.cfg.Name, "pid", exit.Pid, "code", exit.Code, "uptime", exit.Uptime.Round(time.Millisecond).String(), "state", string(d.state)}
-	if exit.Signal != "" {
-		attrs = append(attrs, "signal", exit.Signal)
-	}
+	attrs := exitAttrs(exit)
+	attrs = append(attrs, "state", string(d.state))
 	switch {
 	case exit.Requested:
 		p.opts.Logger.Info("processman: process stopped", attrs...)
@@ -491,19 +632,37 @@ func (p *Process) setErrored(reason string, exit *Exit) {
 	p.transition(func(s *Status) {
 		s.State, s.Error, s.Pid, s.StartedAt, s.Ready = Errored, reason, 0, time.Time{}, false
 	}, exit)
-	p.opts.Logger.Error("processman: process could not start", "process", p.cfg.Name, "error", reason)
+	p.opts.Logger.Error("processman: process could not start", "error", reason)
+}
+
+// exitAttrs are the log attributes of an exit.
+func exitAttrs(exit Exit) []any {
+	attrs := []any{"pid", exit.Pid, "code", exit.Code, "uptime", exit.Uptime.Round(time.Millisecond).String()}
+	if exit.Signal != "" {
+		attrs = append(attrs, "signal", exit.Signal)
+	}
+	if exit.Reason != "" {
+		attrs = append(attrs, "reason", exit.Reason)
+	}
+	return attrs
 }
 
 // transition applies a change to the status and reports it.
 func (p *Process) transition(change func(*Status), exit *Exit) {
+	p.emit(change, Event{Exit: exit})
+}
+
+// emit applies a change to the status and reports ev with the status
+// after it.
+func (p *Process) emit(change func(*Status), ev Event) {
 	p.mu.Lock()
-	prev := p.status.State
+	ev.Previous = p.status.State
 	change(&p.status)
-	snapshot := p.status
+	ev.Status = p.status
 	p.mu.Unlock()
 	if p.opts.OnEvent != nil {
-		snapshot.Logs = p.opts.Output.Stats()
-		p.opts.OnEvent(Event{Status: snapshot, Previous: prev, Exit: exit})
+		ev.Status.Logs = p.opts.Output.Stats()
+		p.opts.OnEvent(ev)
 	}
 }
 

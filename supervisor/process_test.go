@@ -40,25 +40,37 @@ func newHarness(t *testing.T) *harness {
 // add supervises cfg; Cwd defaults to the harness's directory.
 func (h *harness) add(cfg config.Process) *Process {
 	h.t.Helper()
+	return h.addInstances(cfg)[0]
+}
+
+// addInstances supervises every instance of cfg, sharing one output;
+// each child gets PB_INSTANCE.
+func (h *harness) addInstances(cfg config.Process) []*Process {
+	h.t.Helper()
 	if cfg.Cwd == "" {
 		cfg.Cwd = h.dir
 	}
-	out, err := logs.NewOutput(logs.Options{Process: cfg.Name, RingLines: 500})
+	out, err := logs.NewOutput(logs.Options{Process: cfg.Name, Instances: cfg.Instances, RingLines: 500})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() { _ = out.Close() })
-	p := New(cfg, Options{
-		Resolve: func(c config.Process) (*launch.Command, error) {
-			return launch.Resolve(c, os.Environ(), map[string]string{"PB_PROCESS_NAME": c.Name, "PYTHONUNBUFFERED": "1"})
-		},
-		Spawner: h.manager.Spawner(),
-		Output:  out,
-	})
-	if err := h.manager.Add(p); err != nil {
-		h.t.Fatal(err)
+	var procs []*Process
+	for i := range max(cfg.Instances, 1) {
+		p := New(cfg, Options{
+			Instance: i,
+			Resolve: func(c config.Process, _ int) (*launch.Command, error) {
+				return launch.Resolve(c, os.Environ(), map[string]string{"PB_PROCESS_NAME": c.Name, "PB_INSTANCE": strconv.Itoa(i), "PYTHONUNBUFFERED": "1"})
+			},
+			Spawner: h.manager.Spawner(),
+			Output:  out,
+		})
+		if err := h.manager.Add(p); err != nil {
+			h.t.Fatal(err)
+		}
+		procs = append(procs, p)
 	}
-	return p
+	return procs
 }
 
 // script writes an executable file in the harness's directory.
@@ -411,7 +423,7 @@ func TestConfigErrorMarksErrored(t *testing.T) {
 	h := newHarness(t)
 	out, _ := logs.NewOutput(logs.Options{Process: "bad"})
 	p := New(config.Process{Name: "bad", Script: "x", Cwd: h.dir}, Options{
-		Resolve:     func(c config.Process) (*launch.Command, error) { return launch.Resolve(c, os.Environ(), nil) },
+		Resolve:     func(c config.Process, _ int) (*launch.Command, error) { return launch.Resolve(c, os.Environ(), nil) },
 		Spawner:     h.manager.Spawner(),
 		Output:      out,
 		ConfigError: "invalid config: /processes/0/restart: invalid value",

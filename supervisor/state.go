@@ -44,6 +44,10 @@ type Exit struct {
 	Uptime time.Duration `json:"uptime"`
 	// Requested is true when processman asked the process to stop.
 	Requested bool `json:"requested"`
+	// Reason says why processman stopped it, when it had one of its own
+	// ("reload", "files changed", "memory 312MB over
+	// max_memory_restart 300MB"); empty for a plain stop or restart.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Failed reports whether the exit counts as a failure: a non-zero code,
@@ -67,10 +71,31 @@ type Crash struct {
 // CrashLines is how many lines of output a crash record keeps.
 const CrashLines = 50
 
+// Copy is one child of an instance beside its current run: the new copy
+// a reload started, or the old one it replaced while it drains.
+type Copy struct {
+	Pid       int       `json:"pid"`
+	Slot      int       `json:"slot"`
+	StartedAt time.Time `json:"started_at"`
+	Ready     bool      `json:"ready"`
+}
+
+// ReloadFailure is a reload that was given up: why, and the new copy's
+// last lines of output.
+type ReloadFailure struct {
+	Time  time.Time `json:"time"`
+	Error string    `json:"error"`
+	// Exit is set when the new copy exited before it was ready.
+	Exit      *Exit       `json:"exit,omitempty"`
+	LastLines []logs.Line `json:"last_lines"`
+}
+
 // Status is a snapshot of a process, safe to share.
 type Status struct {
-	Name  string `json:"name"`
-	State State  `json:"state"`
+	Name string `json:"name"`
+	// Instance is the index of this instance of the process, 0…instances-1.
+	Instance int   `json:"instance"`
+	State    State `json:"state"`
 	// Pid of the running child, 0 when none runs.
 	Pid int `json:"pid"`
 	// Ready reports whether the current run answers its readiness check
@@ -80,8 +105,20 @@ type Status struct {
 	// StartedAt is when the current run started.
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// Restarts counts every restart since PocketBase started, whatever
-	// caused it (crash, request, file change).
+	// caused it (crash, request, file change), reloads included.
 	Restarts int `json:"restarts"`
+	// Reloads counts the reloads whose new copy took over.
+	Reloads int `json:"reloads"`
+	// Slot is where the current run listens, 0 or 1: a reload starts its
+	// new copy on the other one.
+	Slot int `json:"slot"`
+	// Next is the new copy of a reload until it takes over or is given up.
+	Next *Copy `json:"next,omitempty"`
+	// Draining is the old copy of a reload while it finishes its
+	// requests, before it is stopped.
+	Draining *Copy `json:"draining,omitempty"`
+	// LastReloadFailure is the last reload that was given up.
+	LastReloadFailure *ReloadFailure `json:"last_reload_failure,omitempty"`
 	// UnstableRestarts counts consecutive runs shorter than min_uptime.
 	UnstableRestarts int `json:"unstable_restarts"`
 	// NextRestart is when a waiting restart is due.

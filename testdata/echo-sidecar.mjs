@@ -6,6 +6,10 @@ import http from "node:http";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
+if (process.env.CRASH_FILE && fs.existsSync(process.env.CRASH_FILE)) {
+  console.error("crashing as asked");
+  process.exit(3);
+}
 const readyAfter = Number(process.env.READY_AFTER_MS ?? 0);
 
 const server = http.createServer(async (req, res) => {
@@ -41,7 +45,11 @@ const server = http.createServer(async (req, res) => {
     headers: req.headers,
     trailers: req.trailers,
     secret: process.env.PB_GATEWAY_SECRET,
-    env: { PB_SOCKET: process.env.PB_SOCKET ?? "", PORT: process.env.PORT ?? "", PB_ROUTE: process.env.PB_ROUTE ?? "" },
+    pid: process.pid,
+    env: {
+      PB_SOCKET: process.env.PB_SOCKET ?? "", PORT: process.env.PORT ?? "", PB_ROUTE: process.env.PB_ROUTE ?? "",
+      PB_INSTANCE: process.env.PB_INSTANCE ?? "", NODE_APP_INSTANCE: process.env.NODE_APP_INSTANCE ?? "",
+    },
   }));
 });
 

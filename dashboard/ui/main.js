@@ -30,12 +30,15 @@ const STATE_LABELS = {
     stopping: "info",
     "waiting-restart": "warning",
     errored: "danger",
+    mixed: "warning", // instances in different states
 };
 
 const ACTIONS = {
     start: { label: "Start", done: "Started", icon: "ri-play-line" },
     stop: { label: "Stop", done: "Stopped", icon: "ri-stop-line" },
     restart: { label: "Restart", done: "Restarted", icon: "ri-restart-line" },
+    // routed processes: a new copy takes over once ready, without downtime
+    reload: { label: "Reload", done: "Reloaded", icon: "ri-refresh-line" },
 };
 
 document.head.appendChild(t.link({
@@ -295,16 +298,25 @@ async function runAction(name, action) {
 }
 
 // Which actions make sense in a state; the server has the last word.
+// A process of several instances in different states is "mixed".
 function actionAllowed(process, action) {
     switch (action) {
         case "start":
-            return ["stopped", "errored", "waiting-restart"].includes(process.state);
+            return ["stopped", "errored", "waiting-restart", "mixed"].includes(process.state);
         case "stop":
-            return ["starting", "online", "waiting-restart"].includes(process.state);
+            return ["starting", "online", "waiting-restart", "mixed"].includes(process.state);
         case "restart":
             return process.state != "stopping";
+        case "reload":
+            return !!process.route && ["online", "mixed"].includes(process.state) && !process.reloading;
     }
     return false;
+}
+
+// actionsOf are the actions shown for a process: reload only for a
+// routed one (for another it would be a restart).
+function actionsOf(process) {
+    return Object.keys(ACTIONS).filter((action) => action != "reload" || process.route);
 }
 
 // -------------------------------------------------------------------
@@ -362,7 +374,9 @@ function describeExit(exit) {
         return "";
     }
     let text = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-    if (exit.requested) {
+    if (exit.reason) {
+        text += ` (${exit.reason})`;
+    } else if (exit.requested) {
         text += " (requested)";
     }
     return text;
@@ -400,18 +414,21 @@ function readinessLabel(process) {
     };
 }
 
-function actionButton(process, action, classes) {
+// actionButton runs action on process; target is the name acted on (the
+// process's, or "api:1" for one instance).
+function actionButton(process, action, classes, target = process.name) {
     const spec = ACTIONS[action];
+    const label = action == "reload" ? "Reload without downtime" : spec.label;
     return t.button(
         {
             type: "button",
             "html-data-action": action,
-            ariaLabel: app.attrs.tooltip(spec.label),
-            className: () => `${classes} ${state.pending[process.name] == action ? "loading" : ""}`,
-            disabled: () => !!state.pending[process.name] || !actionAllowed(process, action),
+            ariaLabel: app.attrs.tooltip(label),
+            className: () => `${classes} ${state.pending[target] == action ? "loading" : ""}`,
+            disabled: () => !!state.pending[target] || !actionAllowed(process, action),
             onclick: (e) => {
                 e.stopPropagation();
-                runAction(process.name, action);
+                runAction(target, action);
             },
             onkeypress: (e) => e.stopPropagation(),
         },
@@ -533,9 +550,9 @@ function processesTable() {
                     t.th({ className: "col-meta pm-col-actions" }),
                 ),
             ),
-            t.tbody(null, () => {
+            () => {
                 if (!state.processes.length) {
-                    return t.tr(
+                    return t.tbody(null, t.tr(
                         null,
                         t.td({ colSpan: 99 }, () => {
                             if (state.isLoading && !state.loadError) {
@@ -550,10 +567,13 @@ function processesTable() {
                                 ),
                             );
                         }),
-                    );
+                    ));
                 }
-                return state.processes.map(processRow);
-            }),
+                // a body per process: its row, then its instances' rows
+                return state.processes.map((process) =>
+                    t.tbody({ className: "pm-process-group" }, processRow(process), () => instanceRows(process))
+                );
+            },
         ),
     );
 }
@@ -582,6 +602,9 @@ function processRow(process) {
             t.div(
                 { className: "inline-flex gap-5" },
                 t.span({ className: "txt-bold pm-name" }, process.name),
+                () => process.instances?.length > 1
+                    ? t.span({ className: "label sm pm-instances", title: "Instances" }, `×${process.instances.length}`)
+                    : null,
                 () => process.disabled ? t.span({ className: "label sm" }, "disabled") : null,
                 () => process.watch ? t.span({ className: "label sm", title: "Restarts on file change" }, "watch") : null,
             ),
@@ -591,6 +614,13 @@ function processRow(process) {
             { className: "pm-col-status" },
             statusBadge(process),
             t.div({ className: "txt-hint txt-sm pm-status-hint" }, () => {
+                if (process.reloading) {
+                    return "reloading…";
+                }
+                if (process.instances?.length > 1) {
+                    const ready = process.instances.filter((i) => i.ready).length;
+                    return `${ready} of ${process.instances.length} ready`;
+                }
                 if (process.state == "waiting-restart" && process.next_restart) {
                     const due = Math.max(0, Date.parse(process.next_restart) - state.now);
                     return `restart in ${formatDuration(due + 999)}`;
@@ -638,6 +668,7 @@ function processRow(process) {
                 actionButton(process, "start", "btn sm circle transparent success"),
                 actionButton(process, "stop", "btn sm circle transparent danger"),
                 actionButton(process, "restart", "btn sm circle transparent secondary"),
+                () => process.route ? actionButton(process, "reload", "btn sm circle transparent secondary") : null,
                 t.button(
                     {
                         type: "button",
@@ -652,6 +683,74 @@ function processRow(process) {
                     },
                     t.i({ className: "ri-file-list-3-line", ariaHidden: true }),
                     t.span({ className: "txt" }, "Logs"),
+                ),
+            ),
+        ),
+    );
+}
+
+// instanceRows are the rows of the instances of a process of several,
+// under its own row: each with its pid, state, numbers and actions
+// ("api:1").
+function instanceRows(process) {
+    if (!(process.instances?.length > 1)) {
+        return null;
+    }
+    return process.instances.map((_, index) => instanceRow(process, index));
+}
+
+function instanceRow(process, index) {
+    const target = `${process.name}:${index}`;
+    // a view of the instance that reads the list entry, which is replaced
+    // as events and polls arrive
+    const view = {
+        get name() {
+            return process.name;
+        },
+        get route() {
+            return process.route;
+        },
+        get _received() {
+            return process._received;
+        },
+    };
+    for (const field of ["state", "pid", "ready", "error", "uptime_ms", "restarts", "unstable_restarts", "cpu", "memory", "next", "last_exit"]) {
+        Object.defineProperty(view, field, { get: () => process.instances?.[index]?.[field] });
+    }
+    Object.defineProperty(view, "reloading", { get: () => !!process.instances?.[index]?.next });
+
+    return t.tr(
+        {
+            rid: target,
+            "html-data-instance": target,
+            className: "pm-instance-row",
+        },
+        t.td({ className: "pm-col-name" }, t.span({ className: "txt-code pm-instance-name" }, target)),
+        t.td(
+            { className: "pm-col-status" },
+            statusBadge(view),
+            t.div({ className: "txt-hint txt-sm pm-status-hint" }, () => {
+                if (view.next) {
+                    return `reloading: new copy ${view.next.pid}`;
+                }
+                return ["errored", "stopped", "waiting-restart"].includes(view.state) && view.last_exit
+                    ? describeExit(view.last_exit)
+                    : "";
+            }),
+        ),
+        t.td({ className: "pm-col-pid txt-code" }, () => view.pid ? String(view.pid) : hint("–")),
+        t.td({ className: "pm-col-uptime" }, () => view.pid ? formatDuration(uptime(view)) : hint("–")),
+        t.td({ className: "pm-col-restarts" }, () => String(view.restarts ?? 0)),
+        t.td({ className: "pm-col-cpu" }, () => view.pid ? formatCPU(view.cpu) : hint("–")),
+        t.td({ className: "pm-col-memory" }, () => view.pid ? formatMemory(view.memory) : hint("–")),
+        t.td({ className: "pm-col-ready" }, readinessLabel(view)),
+        t.td({ className: "pm-col-route" }),
+        t.td(
+            { className: "col-meta pm-col-actions" },
+            t.div(
+                { className: "inline-flex gap-5" },
+                ...actionsOf(process).map((action) =>
+                    actionButton(view, action, "btn sm circle transparent secondary", target)
                 ),
             ),
         ),
@@ -733,6 +832,12 @@ function processPanel(name) {
         get error() {
             return live("error");
         },
+        get route() {
+            return live("route");
+        },
+        get reloading() {
+            return live("reloading");
+        },
     };
 
     const panel = t.div(
@@ -769,6 +874,9 @@ function processPanel(name) {
                 { className: "inline-flex gap-5 m-l-auto pm-panel-actions" },
                 ...Object.keys(ACTIONS).map((action) => {
                     const spec = ACTIONS[action];
+                    if (action == "reload" && !live("route")) {
+                        return null;
+                    }
                     return t.button(
                         {
                             type: "button",
@@ -794,7 +902,12 @@ function processPanel(name) {
                     return t.div({ className: "txt-hint" }, "Process not found.");
                 }
                 const error = live("error");
-                return [error ? errorAlert(error, live("state")) : null, warningsAlert(data), crashRecord(data)];
+                return [
+                    error ? errorAlert(error, live("state")) : null,
+                    warningsAlert(data),
+                    reloadFailure(data),
+                    crashRecord(data),
+                ];
             },
             t.section(
                 { className: "pm-section pm-logs-section" },
@@ -857,6 +970,20 @@ function detailsTable(data, live) {
         t.tbody(
             null,
             detailRow("pid", () => live("pid") ? String(live("pid")) : hint("not running"), "pm-detail-pid"),
+            () => live("instances")?.length > 1
+                ? detailRow("instances", () =>
+                    live("instances").map((i) =>
+                        t.div(
+                            { className: "pm-detail-instance", "html-data-instance": `${p.name}:${i.instance}` },
+                            t.span({ className: "txt-code" }, `${p.name}:${i.instance}`),
+                            ` ${i.state}`,
+                            i.pid ? ` · pid ${i.pid}` : "",
+                            i.ready ? " · ready" : "",
+                            i.next ? ` · reloading (new copy ${i.next.pid})` : "",
+                            i.memory ? ` · ${formatMemory(i.memory)}` : "",
+                        )
+                    ), "pm-detail-instances")
+                : null,
             detailRow("uptime", () => {
                 const entry = findProcess(p.name);
                 return entry?.pid ? formatDuration(uptime(entry)) : hint("–");
@@ -939,6 +1066,9 @@ function detailsTable(data, live) {
 
 function policyText(policy) {
     const parts = [`restart: ${policy.restart || "always"}`];
+    if (policy.instances > 1) {
+        parts.push(`${policy.instances} instances`);
+    }
     if (policy.max_restarts) {
         parts.push(`max ${policy.max_restarts} unstable restarts`);
     }
@@ -947,6 +1077,12 @@ function policyText(policy) {
     }
     if (policy.kill_signal || policy.kill_timeout) {
         parts.push(`stop: ${[policy.kill_signal, policy.kill_timeout].filter(Boolean).join(", then SIGKILL after ")}`);
+    }
+    if (policy.ready_timeout) {
+        parts.push(`reload: ready within ${policy.ready_timeout}, drain up to ${policy.drain_timeout}`);
+    }
+    if (policy.max_memory_restart) {
+        parts.push(`memory limit ${policy.max_memory_restart}`);
     }
     return parts.join(" · ");
 }
@@ -977,6 +1113,26 @@ function warningsAlert(data) {
         { className: "alert warning pm-warnings" },
         t.i({ className: "ri-information-line", ariaHidden: true }),
         t.span(null, warnings.join("\n")),
+    );
+}
+
+// reloadFailure shows the last reload that was given up, with the new
+// copy's output.
+function reloadFailure(data) {
+    const failure = data.process.last_reload_failure;
+    if (!failure) {
+        return null;
+    }
+    const lines = failure.last_lines || [];
+    return t.section(
+        { className: "pm-section pm-reload-failure" },
+        t.div({ className: "section-heading pm-section-heading" }, "Last reload given up"),
+        t.div(
+            { className: "alert warning" },
+            t.strong(null, failure.error),
+            t.span(null, failure.time ? ` at ${formatLocalTime(failure.time)}` : ""),
+        ),
+        lines.length ? t.div({ className: "pm-log-viewer pm-crash-lines" }, renderLogLines(lines)) : null,
     );
 }
 

@@ -330,3 +330,40 @@ def test_actions_show_pending_state_and_errors(pocketbase, page):
     expect(ghost.locator("button[data-action=start]")).to_be_enabled()
     expect(ghost.locator(".pm-state-label")).to_have_attribute("data-state", "errored")
     screenshot(page, "processes-action-error")
+
+
+def test_instances_have_their_rows_and_a_routed_process_reloads(pocketbase, page):
+    import sys
+
+    serve_asgi = REPO_ROOT / "tests" / "e2e" / "fixtures" / "serve_asgi.py"
+    env = {"VIRTUAL_ENV": sys.prefix} if sys.prefix != sys.base_prefix else {}
+    pb = pocketbase([
+        {"name": "web", "script": str(serve_asgi), "interpreter": sys.executable, "route": "/api/web",
+         "auth": "public", "instances": 2, "env": env},
+    ])
+    h.wait_until(lambda: all(i["ready"] for i in api(pb, "GET", "/api/pm/web")["instances"]), 60,
+                 lambda: f"web not ready\n{pb.logs()}")
+    before = [i["pid"] for i in api(pb, "GET", "/api/pm/web")["instances"]]
+
+    open_processes_page(page, pb)
+    web = row(page, "web")
+    expect(web.locator(".pm-instances")).to_have_text("×2")
+    expect(web.locator(".pm-status-hint")).to_have_text("2 of 2 ready")
+    for i, pid in enumerate(before):
+        instance = page.locator(f"tr.pm-instance-row[data-instance='web:{i}']")
+        expect(instance.locator(".pm-col-pid")).to_have_text(str(pid))
+        expect(instance.locator(".pm-state-label")).to_have_attribute("data-state", "online")
+
+    # instance 1 alone restarts from its row
+    page.locator("tr.pm-instance-row[data-instance='web:1'] button[data-action='restart']").click()
+    h.wait_until(lambda: api(pb, "GET", "/api/pm/web")["instances"][1]["pid"] not in (0, before[1]), 30, "web:1 restarted")
+    assert api(pb, "GET", "/api/pm/web")["instances"][0]["pid"] == before[0]
+
+    # the process's Reload replaces both, one at a time
+    web.locator("button[data-action='reload']").click()
+    h.wait_until(lambda: all(i["reloads"] == 1 for i in api(pb, "GET", "/api/pm/web")["instances"]), 60,
+                 lambda: f"not reloaded: {api(pb, 'GET', '/api/pm/web')}")
+    after = [i["pid"] for i in api(pb, "GET", "/api/pm/web")["instances"]]
+    expect(page.locator("tr.pm-instance-row[data-instance='web:0'] .pm-col-pid")).to_have_text(str(after[0]))
+    expect(page.locator(".toast").filter(has_text='Reloaded "web"')).to_have_count(1)
+    screenshot(page, "instances")

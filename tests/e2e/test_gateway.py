@@ -332,7 +332,7 @@ def test_proof_verifies_with_the_reference_verifier(pocketbase):
     secret = env["secret"]
     assert len(secret) == 64 and all(c in "0123456789abcdef" for c in secret), f"PB_GATEWAY_SECRET {secret!r}"
     assert env["route"] == "/api/pub", env
-    assert env["socket"].endswith("/pub.sock"), env
+    assert env["socket"].endswith("/pub.0a.sock"), env
     sock_dir = Path(env["socket"]).parent
     assert (sock_dir.stat().st_mode & 0o777) == 0o700, oct(sock_dir.stat().st_mode)
 
@@ -592,14 +592,8 @@ def test_request_is_held_while_the_sidecar_restarts_after_a_crash(pocketbase):
     assert r.elapsed >= 0.3, f"answered after {r.elapsed:.3f}s, before the restart delay ran out"
 
 
-def test_requests_are_held_while_the_sidecar_restarts_on_a_file_change(pocketbase, tmp_path):
-    app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    trigger = app_dir / "trigger.txt"
-    trigger.write_text("v1\n")
-    pb = pocketbase([
-        sidecar(cwd=str(app_dir), watch=["trigger.txt"], env={"STARTUP_DELAY": "1.5"}),
-    ])
+def test_requests_are_held_while_the_sidecar_restarts(pocketbase):
+    pb = pocketbase([sidecar(env={"STARTUP_DELAY": "1.5"})])
     old = wait_ready(pb)["pid"]
 
     # Requests one after another during the whole restart: none may fail.
@@ -618,10 +612,11 @@ def test_requests_are_held_while_the_sidecar_restarts_on_a_file_change(pocketbas
 
     worker = threading.Thread(target=hammer, daemon=True)
     worker.start()
+    restart = threading.Thread(target=lambda: pb.api("POST", "/api/pm/py/restart"), daemon=True)
     try:
         time.sleep(0.3)
-        trigger.write_text("v2\n")
-        h.wait_until(lambda: not h.is_alive(old), 15, lambda: f"pid {old} was not restarted on the change\n{pb.logs()}")
+        restart.start()
+        h.wait_until(lambda: not h.is_alive(old), 15, lambda: f"pid {old} was not restarted\n{pb.logs()}")
         dead_at = time.monotonic()
         # Sent while the new process sleeps before listening: held.
         r = call(pb, "GET", "/api/py/echo/held")
@@ -629,6 +624,7 @@ def test_requests_are_held_while_the_sidecar_restarts_on_a_file_change(pocketbas
     finally:
         stop.set()
         worker.join(40)
+        restart.join(40)
     assert r.status == 200, f"a request during the restart was not held: {r!r}\n{pb.logs()}"
     assert r.json()["pid"] != old
     print(f"held {r.elapsed:.3f}s after pid {old} exited ({time.monotonic() - dead_at:.3f}s ago); "
@@ -636,6 +632,45 @@ def test_requests_are_held_while_the_sidecar_restarts_on_a_file_change(pocketbas
     assert r.elapsed >= 0.5, f"answered after {r.elapsed:.3f}s while the new process sleeps 1.5 s before listening"
     failed = [x for x in results if x[1] != 200]
     assert not failed, f"requests failed during the restart: {failed}\n{pb.logs()}"
+
+
+def test_a_file_change_reloads_a_routed_sidecar_without_a_wait(pocketbase, tmp_path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    trigger = app_dir / "trigger.txt"
+    trigger.write_text("v1\n")
+    pb = pocketbase([
+        sidecar(cwd=str(app_dir), watch=["trigger.txt"], env={"STARTUP_DELAY": "1.5"}),
+    ])
+    old = wait_ready(pb)["pid"]
+    results: list[tuple[int, Any, float]] = []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                r = call(pb, "GET", "/api/py/echo/during", timeout=30)
+                results.append((r.status, r.json()["pid"] if r.status == 200 else r.body[:300], r.elapsed))
+            except OSError as e:
+                results.append((-1, repr(e), 0.0))
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=hammer, daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        trigger.write_text("v2\n")
+        h.wait_until(lambda: not h.is_alive(old), 20, lambda: f"pid {old} was not replaced on the change\n{pb.logs()}")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join(40)
+    assert [x for x in results if x[0] != 200] == [], f"requests failed during the reload\n{pb.logs()}"
+    assert {p for _, p, _ in results} >= {old}, "the old copy served until the new one was ready"
+    assert any(p != old for _, p, _ in results), "the new copy served after the change"
+    slowest = max(e for _, _, e in results)
+    assert slowest < 0.5, f"a request waited {slowest:.2f}s: a reload must not hold requests"
+    assert "files changed (trigger.txt), reloading" in pb.stdout()
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -123,6 +123,12 @@ bench-control: build
 
 bench-agents: build examples
 	$(PYTHON) bench/agents.py
+
+bench-reload:
+	bench/reload-run
+
+bench-instances:
+	bench/instances-run
 
 clean:
 	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules $(DESIGN_NODE)/node_modules

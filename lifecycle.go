@@ -85,6 +85,10 @@ func lifecycleLine(e *ProcessEvent) string {
 		return fmt.Sprintf("%s errored: %s", who, st.Error)
 	case EventStopped:
 		return fmt.Sprintf("%s stopped", who)
+	case EventCompleted:
+		return fmt.Sprintf("%s completed", who)
+	case EventWaiting:
+		return fmt.Sprintf("%s waiting for %s", who, st.WaitingFor)
 	case EventReloading:
 		return fmt.Sprintf("%s reloading: new copy started (pid %d) beside pid %d", who, e.Reload.Pid, e.Reload.OldPid)
 	case EventReloaded:

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
@@ -72,6 +73,14 @@ func (s *processSource) load() (procs []config.Process, errs, notes config.Error
 			e.Path = fmt.Sprintf("Config.Processes[%d]", e.Index-fileCount)
 			errs = append(errs, e)
 		}
+	}
+	for _, e := range config.CheckDependencies(procs, path) {
+		if e.Index >= fileCount {
+			e.File, e.Path = "", fmt.Sprintf("Config.Processes[%d]/%s", e.Index-fileCount, strings.SplitN(e.Path, "/", 4)[3])
+		} else if file != nil {
+			e = file.Locate(config.Errors{e})[0]
+		}
+		errs = append(errs, e)
 	}
 	for _, e := range config.CheckLogFiles(procs, s.logFile, s.protected(path), path) {
 		if e.Index >= fileCount {

@@ -28,6 +28,7 @@ type processes struct {
 	terminal *terminal       // the lifecycle lines
 	logger   *slog.Logger    // processman's own records
 	memory   *memoryLimits   // max_memory_restart
+	cron     *schedules      // the processes run by a cron schedule
 
 	outputs  []*logs.Output
 	watchers []*watch.Watcher
@@ -69,6 +70,11 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, 
 	if full.MaxMemoryRestart > 0 {
 		ps.memory.watch(full, instances)
 	}
+	if full.Cron != "" && !full.Disabled {
+		if err := ps.cron.add(full, instances); err != nil {
+			return fmt.Errorf("processman: schedule %q: %w", proc.Name, err)
+		}
+	}
 	if !full.Watch.IsZero() {
 		return ps.watch(instances, full)
 	}
@@ -87,6 +93,11 @@ func (ps *processes) addInstance(proc config.Process, i int, errs config.Errors,
 		Output:         out,
 		Logger:         ps.logger,
 		CheckReadiness: proc.Route != "" || proc.Health != nil,
+		DependsOn:      proc.DependsOn.Names(),
+		Manual:         proc.Cron != "",
+	}
+	if len(proc.DependsOn) > 0 {
+		opts.Wait = waitForDependencies(ps.manager, proc.DependsOn)
 	}
 	if route != nil {
 		opts.BeforeStart = func(slot int) error { return route.targets[i][slot].Prepare() }

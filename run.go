@@ -83,7 +83,8 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
 	r.processes = &processes{app: app, config: cfg, manager: r.manager, checks: checks, terminal: term, logger: logger,
-		memory: newMemoryLimits(checks, cfg.MemoryInterval, logger)}
+		memory: newMemoryLimits(checks, cfg.MemoryInterval, logger),
+		cron:   &schedules{app: app, manager: r.manager, logger: logger, terminal: term}}
 	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
@@ -170,6 +171,7 @@ func (r *run) close(ctx context.Context) {
 		_ = os.Remove(r.serverInfo)
 	}
 	r.processes.closeWatchers()
+	r.processes.cron.close()
 	if err := r.manager.Shutdown(ctx); err != nil {
 		r.logger.Error("processman: shutdown", "error", err.Error())
 	}

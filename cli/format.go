@@ -9,6 +9,7 @@ import (
 
 	"github.com/fatih/color"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/supervisor"
 )
 
 // stateColor colours a state the way PM2 does: green online, yellow on
@@ -20,6 +21,8 @@ func stateColor(state string) *color.Color {
 		return color.New(color.FgGreen)
 	case "errored":
 		return color.New(color.FgRed, color.Bold)
+	case "completed":
+		return color.New(color.FgGreen, color.Faint)
 	case "stopped":
 		return color.New(color.Faint)
 	default:
@@ -94,6 +97,30 @@ func printTable(w io.Writer, procs []control.Summary) {
 	}
 }
 
+// dependsOnText lists dependencies as "db (ready), setup (completed_successfully)".
+func dependsOnText(deps []control.Dependency) string {
+	parts := make([]string, len(deps))
+	for i, dep := range deps {
+		parts[i] = fmt.Sprintf("%s (%s)", dep.Name, dep.Condition)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// scheduleText describes a cron schedule and its runs.
+func scheduleText(sc supervisor.Schedule) string {
+	text := fmt.Sprintf("cron %q, %d runs", sc.Cron, sc.Runs)
+	if sc.Skipped > 0 {
+		text += fmt.Sprintf(", %d skipped (the last run was still going)", sc.Skipped)
+	}
+	if !sc.LastRun.IsZero() {
+		text += ", last " + sc.LastRun.Local().Format(time.DateTime)
+	}
+	if !sc.NextRun.IsZero() {
+		text += ", next " + sc.NextRun.Local().Format(time.DateTime)
+	}
+	return text
+}
+
 // printDetail writes one process in detail.
 func printDetail(w io.Writer, d control.Detail) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -116,6 +143,11 @@ func printDetail(w io.Writer, d control.Detail) {
 	row("status", stateColor(d.State).Sprint(d.State))
 	if d.Error != "" {
 		row("error", d.Error)
+	}
+	row("waiting for", d.WaitingFor)
+	row("depends on", dependsOnText(d.DependsOn))
+	if sc := d.Schedule; sc != nil {
+		row("schedule", scheduleText(*sc))
 	}
 	if d.Pid != 0 {
 		row("pid", fmt.Sprint(d.Pid))

@@ -1252,6 +1252,8 @@ func TestSchemaMatchesProcessStruct(t *testing.T) {
 			want = `["string","array"]`
 		case typ == reflect.TypeOf(config.Bytes(0)):
 			want = `["string","integer"]`
+		case typ == reflect.TypeOf(config.Dependencies{}):
+			want = `["array","object"]`
 		case typ == reflect.TypeOf(&config.Health{}):
 			want = `"object"`
 		case typ.Kind() == reflect.String:

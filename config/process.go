@@ -180,6 +180,17 @@ type Process struct {
 	// Disabled keeps the entry without starting it.
 	Disabled bool `json:"disabled,omitempty"`
 
+	// DependsOn names the processes that must reach a condition
+	// (started, ready or completed_successfully) before this one starts;
+	// at shutdown this one stops before them.
+	DependsOn Dependencies `json:"depends_on,omitempty"`
+
+	// Cron runs the process on PocketBase's scheduler instead of at
+	// start, with an expression in PocketBase's cron syntax such as
+	// "0 3 * * *". A run still going when the next is due is not doubled:
+	// that one is skipped. The restart default is then "never".
+	Cron string `json:"cron,omitempty"`
+
 	// LogFile is the per-process log file. The zero value means the
 	// default file pb_data/processman/logs/<name>.log.
 	LogFile LogFile `json:"log_file,omitzero"`
@@ -231,6 +242,9 @@ func (p Process) WithDefaults() Process {
 	}
 	if p.Restart == "" {
 		p.Restart = DefaultRestart
+		if p.Cron != "" {
+			p.Restart = RestartNever
+		}
 	}
 	if p.MaxRestarts == 0 {
 		p.MaxRestarts = DefaultMaxRestarts

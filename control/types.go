@@ -43,7 +43,19 @@ type Summary struct {
 	Disabled  bool       `json:"disabled"`
 	Runtime   string     `json:"runtime"`
 	MaxMemory uint64     `json:"max_memory_restart"`
-	Instances []Instance `json:"instances"`
+	// DependsOn lists what the process waits for before it starts, and
+	// WaitingFor what it waits for now ("db: not ready").
+	DependsOn  []Dependency `json:"depends_on"`
+	WaitingFor string       `json:"waiting_for"`
+	// Schedule is set for a process that runs on a cron schedule.
+	Schedule  *supervisor.Schedule `json:"schedule"`
+	Instances []Instance           `json:"instances"`
+}
+
+// Dependency is a process that must reach a condition first.
+type Dependency struct {
+	Name      string `json:"name"`
+	Condition string `json:"condition"`
 }
 
 // Instance is one instance of a process.
@@ -201,7 +213,12 @@ func summaryOf(statuses []supervisor.Status, cfg config.Process, usage map[int]m
 		Disabled:  cfg.Disabled,
 		Runtime:   first.Runtime,
 		MaxMemory: uint64(max(cfg.MaxMemoryRestart, 0)),
+		DependsOn: make([]Dependency, len(cfg.DependsOn)),
+		Schedule:  first.Schedule,
 		Instances: make([]Instance, len(statuses)),
+	}
+	for i, dep := range cfg.DependsOn {
+		s.DependsOn[i] = Dependency(dep)
 	}
 	for i, st := range statuses {
 		in := instanceOf(st, usage[st.Pid])
@@ -229,6 +246,9 @@ func summaryOf(statuses []supervisor.Status, cfg config.Process, usage map[int]m
 			}
 		}
 		s.Reloading = s.Reloading || in.Next != nil
+		if st.WaitingFor != "" && s.WaitingFor == "" {
+			s.WaitingFor = st.WaitingFor
+		}
 	}
 	if cfg.Route != "" {
 		s.Listen = cfg.Listen

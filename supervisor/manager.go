@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,16 +19,17 @@ type Manager struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	mu     sync.RWMutex
-	procs  map[string][]*Process // the instances of each name, by index
-	names  []string              // in the order added
-	events broadcaster
+	mu      sync.RWMutex
+	procs   map[string][]*Process // the instances of each name, by index
+	names   []string              // in the order added
+	cancels map[*Process]context.CancelFunc
+	events  broadcaster
 }
 
 // NewManager returns a Manager with its own Spawner.
 func NewManager() *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{spawner: NewSpawner(), ctx: ctx, cancel: cancel, procs: map[string][]*Process{}}
+	return &Manager{spawner: NewSpawner(), ctx: ctx, cancel: cancel, procs: map[string][]*Process{}, cancels: map[*Process]context.CancelFunc{}}
 }
 
 // Spawner is the spawner that processes of this manager must use.
@@ -60,7 +63,36 @@ func (m *Manager) Add(p *Process) error {
 		m.names = append(m.names, name)
 	}
 	m.procs[name] = append(instances, p)
-	go p.Run(m.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancels[p] = cancel
+	go p.Run(ctx)
+	return nil
+}
+
+// Remove stops every instance of the process name (each with its own
+// kill_timeout) and forgets it, so that the name can be added again.
+// It waits for the instances to stop, or for ctx.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	m.mu.Lock()
+	instances := m.procs[name]
+	if len(instances) == 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: no process named %q", ErrNotFound, name)
+	}
+	delete(m.procs, name)
+	m.names = slices.DeleteFunc(m.names, func(n string) bool { return n == name })
+	for _, p := range instances {
+		m.cancels[p]()
+		delete(m.cancels, p)
+	}
+	m.mu.Unlock()
+	for _, p := range instances {
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -191,13 +223,38 @@ func (m *Manager) each(ctx context.Context, ref string, do func(*Process, contex
 	return errors.Join(errs...)
 }
 
-// Shutdown stops every process (in parallel, each with its own
-// kill_timeout) and waits for them, or for ctx.
+// Shutdown stops every process, each with its own kill_timeout, and
+// waits for them, or for ctx. A process stops once every process that
+// depends on it (Options.DependsOn) has stopped; processes that do not
+// depend on each other stop in parallel.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.cancel()
+	all := make([]*Process, 0, len(m.cancels))
+	for _, name := range m.names {
+		all = append(all, m.procs[name]...)
+	}
+	cancels := maps.Clone(m.cancels)
 	m.mu.Unlock()
-	for _, p := range m.List() {
+
+	dependents := map[string][]*Process{} // name -> the instances that depend on it
+	for _, p := range all {
+		for _, dep := range p.opts.DependsOn {
+			dependents[dep] = append(dependents[dep], p)
+		}
+	}
+	for _, p := range all {
+		go func() {
+			for _, d := range dependents[p.cfg.Name] {
+				select {
+				case <-d.Done():
+				case <-ctx.Done():
+				}
+			}
+			cancels[p]()
+		}()
+	}
+	for _, p := range all {
 		select {
 		case <-p.Done():
 		case <-ctx.Done():

@@ -35,10 +35,13 @@ func (b *backoff) afterExit(cfg config.Process, exit Exit) decision {
 	}
 	switch cfg.Restart {
 	case config.RestartNever:
+		if exit.Code == 0 && exit.Signal == "" {
+			return decision{state: Completed}
+		}
 		return decision{state: Stopped}
 	case config.RestartOnFailure:
 		if !exit.Failed() {
-			return decision{state: Stopped}
+			return decision{state: Completed}
 		}
 	}
 	if exit.Uptime >= cfg.MinUptime.Std() {

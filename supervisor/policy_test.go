@@ -70,17 +70,19 @@ func TestBackoffAfterExit(t *testing.T) {
 			},
 		},
 		{
-			name: "never does not restart",
+			name: "never does not restart: a failure is stopped, a clean exit completed",
 			cfg:  func(c config.Process) config.Process { c.Restart = config.RestartNever; return c },
 			steps: []step{
 				{crash, false, 0, Stopped},
+				{clean, false, 0, Completed},
+				{Exit{Code: 0, Signal: "SIGKILL"}, false, 0, Stopped},
 			},
 		},
 		{
-			name: "on-failure stops after a clean exit and restarts after a failure",
+			name: "on-failure completes after a clean exit and restarts after a failure",
 			cfg:  func(c config.Process) config.Process { c.Restart = config.RestartOnFailure; return c },
 			steps: []step{
-				{clean, false, 0, Stopped},
+				{clean, false, 0, Completed},
 				{crash, true, 100 * time.Millisecond, WaitingRestart},
 				{Exit{Code: -1, Signal: "SIGSEGV", Uptime: time.Second}, true, 200 * time.Millisecond, WaitingRestart},
 			},

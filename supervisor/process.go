@@ -55,6 +55,17 @@ type Options struct {
 	// OnEvent, if set, is called after every state change, from the
 	// process's own goroutine: it must not block for long.
 	OnEvent func(Event)
+	// Wait, if set, holds the first start until it returns nil: the
+	// process is Waiting meanwhile, and report sets what it waits for
+	// (Status.WaitingFor). A start, restart or reload request starts it
+	// at once; a stop ends the wait. Wait must return when ctx is done.
+	Wait func(ctx context.Context, report func(waitingFor string)) error
+	// Manual keeps the process from starting by itself: it starts only
+	// when asked (a scheduled process is started by its schedule).
+	Manual bool
+	// DependsOn names the processes that this one depends on: at
+	// shutdown, the Manager stops this one before them.
+	DependsOn []string
 }
 
 // Event is a state change of a process.
@@ -325,16 +336,41 @@ func (p *Process) Run(ctx context.Context) {
 		}
 		return current.exited
 	}
+	var (
+		waitC      <-chan error // the dependencies' wait, while waiting
+		cancelWait = func() {}
+	)
+	endWait := func() {
+		cancelWait()
+		waitC, cancelWait = nil, func() {}
+		p.mu.Lock()
+		p.status.WaitingFor = ""
+		p.mu.Unlock()
+	}
 
-	if p.opts.ConfigError != "" {
+	switch {
+	case p.opts.ConfigError != "":
 		p.setErrored(p.opts.ConfigError, nil)
 		start = func() error { return errors.New(p.opts.ConfigError) }
-	} else if !p.cfg.Disabled {
+	case p.cfg.Disabled || p.opts.Manual:
+	case p.opts.Wait != nil:
+		waitC, cancelWait = p.wait(ctx)
+	default:
 		_ = start()
 	}
 	for {
 		select {
+		case err := <-waitC:
+			waitC, cancelWait = nil, func() {}
+			if err == nil {
+				p.mu.Lock()
+				p.status.WaitingFor = ""
+				p.mu.Unlock()
+				_ = start()
+			}
+
 		case <-ctx.Done():
+			endWait()
 			cancelTimer()
 			if current != nil {
 				p.stopRun(current, "")
@@ -344,6 +380,17 @@ func (p *Process) Run(ctx context.Context) {
 
 		case req := <-p.requests:
 			var err error
+			if waitC != nil {
+				// Any request ends the wait: a stop leaves the process
+				// stopped, the others start it now.
+				endWait()
+				if req.kind != reqStop {
+					policy.reset()
+					err = start()
+					req.reply <- err
+					continue
+				}
+			}
 			switch req.kind {
 			case reqStart:
 				if current == nil {
@@ -409,6 +456,34 @@ func (p *Process) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// SetSchedule records the schedule of a scheduled process and its runs
+// (Status.Schedule); an event reports the change.
+func (p *Process) SetSchedule(s Schedule) {
+	p.transition(func(st *Status) { st.Schedule = &s }, nil)
+}
+
+// wait puts the process in Waiting and runs opts.Wait on its own
+// goroutine; the channel gets its result.
+func (p *Process) wait(ctx context.Context) (<-chan error, func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	result := make(chan error, 1)
+	p.transition(func(s *Status) { s.State = Waiting }, nil)
+	report := func(waitingFor string) {
+		p.mu.RLock()
+		same := p.status.State == Waiting && p.status.WaitingFor == waitingFor
+		p.mu.RUnlock()
+		if !same && wctx.Err() == nil {
+			p.transition(func(s *Status) {
+				if s.State == Waiting {
+					s.WaitingFor = waitingFor
+				}
+			}, nil)
+		}
+	}
+	go func() { result <- p.opts.Wait(wctx, report) }()
+	return result, cancel
 }
 
 // spawn resolves the command and starts the current run on slot.

@@ -11,11 +11,15 @@ type State string
 
 // The states of a process.
 //
+//	waiting ──dependencies met──> starting
 //	stopped ──start──> starting ──spawned──> online ──exit──> waiting-restart ──delay──> starting
 //	   ^                  │                    │                   │
 //	   │             spawn failed          stop│                   └─ too many unstable restarts ──> errored
 //	   │                  v                    v
 //	   └──────────────── errored          stopping ──exited──> stopped
+//
+// A run that exits 0 and is not restarted (restart "never" or
+// "on-failure") ends in completed.
 const (
 	Stopped        State = "stopped"
 	Starting       State = "starting"
@@ -23,6 +27,12 @@ const (
 	Stopping       State = "stopping"
 	WaitingRestart State = "waiting-restart"
 	Errored        State = "errored"
+	// Waiting: the first start waits for the process's dependencies
+	// (Status.WaitingFor says which and why).
+	Waiting State = "waiting"
+	// Completed: the last run exited 0 and is not restarted, as a
+	// one-shot process does.
+	Completed State = "completed"
 )
 
 // Running reports whether a process of this state has a live child.
@@ -90,6 +100,22 @@ type ReloadFailure struct {
 	LastLines []logs.Line `json:"last_lines"`
 }
 
+// Schedule is how a scheduled (cron) process runs.
+type Schedule struct {
+	Cron string `json:"cron"`
+	// LastRun is when the schedule last started the process; zero before
+	// the first run.
+	LastRun time.Time `json:"last_run,omitzero"`
+	// NextRun is when the schedule is next due.
+	NextRun time.Time `json:"next_run,omitzero"`
+	// Runs counts the runs the schedule started.
+	Runs int `json:"runs"`
+	// Skipped counts the times the schedule was due while the last run
+	// was still going, and LastSkipped is the last of them.
+	Skipped     int       `json:"skipped"`
+	LastSkipped time.Time `json:"last_skipped,omitzero"`
+}
+
 // Status is a snapshot of a process, safe to share.
 type Status struct {
 	Name string `json:"name"`
@@ -125,6 +151,11 @@ type Status struct {
 	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Error explains the errored state (or the last start failure).
 	Error string `json:"error,omitempty"`
+	// WaitingFor says what a waiting process waits for ("db: not
+	// ready").
+	WaitingFor string `json:"waiting_for,omitempty"`
+	// Schedule is the cron schedule of a scheduled process and its runs.
+	Schedule *Schedule `json:"schedule,omitempty"`
 	// LastExit is the last exit of any kind.
 	LastExit *Exit `json:"last_exit,omitempty"`
 	// LastCrash is the last exit that processman did not ask for.

@@ -30,6 +30,8 @@ const STATE_LABELS = {
     stopping: "info",
     "waiting-restart": "warning",
     errored: "danger",
+    waiting: "warning", // for its depends_on
+    completed: "success", // a one-shot run that exited 0
     mixed: "warning", // instances in different states
 };
 
@@ -297,14 +299,29 @@ async function runAction(name, action) {
     }
 }
 
+// scheduleText describes a cron schedule and its runs.
+function scheduleText(schedule) {
+    const parts = [`cron ${schedule.cron}`, `${schedule.runs} runs`];
+    if (schedule.skipped) {
+        parts.push(`${schedule.skipped} skipped (the last run was still going)`);
+    }
+    if (schedule.last_run) {
+        parts.push(`last ${new Date(schedule.last_run).toLocaleString()}`);
+    }
+    if (schedule.next_run) {
+        parts.push(`next ${new Date(schedule.next_run).toLocaleString()}`);
+    }
+    return parts.join(", ");
+}
+
 // Which actions make sense in a state; the server has the last word.
 // A process of several instances in different states is "mixed".
 function actionAllowed(process, action) {
     switch (action) {
         case "start":
-            return ["stopped", "errored", "waiting-restart", "mixed"].includes(process.state);
+            return ["stopped", "errored", "waiting-restart", "waiting", "completed", "mixed"].includes(process.state);
         case "stop":
-            return ["starting", "online", "waiting-restart", "mixed"].includes(process.state);
+            return ["starting", "online", "waiting-restart", "waiting", "mixed"].includes(process.state);
         case "restart":
             return process.state != "stopping";
         case "reload":
@@ -624,6 +641,13 @@ function processRow(process) {
                 if (process.state == "waiting-restart" && process.next_restart) {
                     const due = Math.max(0, Date.parse(process.next_restart) - state.now);
                     return `restart in ${formatDuration(due + 999)}`;
+                }
+                if (process.state == "waiting" && process.waiting_for) {
+                    return `waiting for ${process.waiting_for}`;
+                }
+                if (process.schedule && !["starting", "online", "stopping"].includes(process.state)) {
+                    const next = process.schedule.next_run ? Date.parse(process.schedule.next_run) - state.now : null;
+                    return `cron ${process.schedule.cron}` + (next != null ? `, next in ${formatDuration(Math.max(0, next) + 999)}` : "");
                 }
                 if (["errored", "stopped", "waiting-restart"].includes(process.state) && process.last_exit) {
                     return describeExit(process.last_exit);
@@ -1042,6 +1066,16 @@ function detailsTable(data, live) {
                     p.listen ? t.span({ className: "txt-hint" }, ` listen: ${p.listen}`) : null,
                 ])
                 : null,
+            p.depends_on?.length
+                ? detailRow(
+                    "depends on",
+                    p.depends_on.map((dep) =>
+                        t.span({ className: "label sm m-r-5" }, `${dep.name}: ${dep.condition.replaceAll("_", " ")}`)
+                    ),
+                )
+                : null,
+            p.waiting_for ? detailRow("waiting for", p.waiting_for) : null,
+            p.schedule ? detailRow("schedule", scheduleText(p.schedule)) : null,
             detailRow("watch", p.watch ? "restarts on file change" : hint("off")),
             p.policy ? detailRow("policy", policyText(p.policy)) : null,
             p.health ? detailRow("health check", healthText(p.health)) : null,

@@ -106,4 +106,3 @@ func TestDependenciesInAFile(t *testing.T) {
 		t.Errorf("cron process restart = %q, want never", got)
 	}
 }
-

@@ -30,19 +30,19 @@ type Summary struct {
 	UnstableRestarts int        `json:"unstable_restarts"`
 	NextRestart      *time.Time `json:"next_restart,omitempty"`
 	// CPU, Memory and TreeSize are summed over the instances.
-	CPU       float64    `json:"cpu"`
-	Memory    uint64     `json:"memory"`
-	TreeSize  int        `json:"tree_size"`
-	LastExit  *Exit      `json:"last_exit"`
-	Error     string     `json:"error"`
-	Reloading bool       `json:"reloading"`
-	Route     string     `json:"route"`
-	Auth      any        `json:"auth"`
-	Listen    string     `json:"listen"`
-	Watch     bool       `json:"watch"`
-	Disabled  bool       `json:"disabled"`
-	Runtime   string     `json:"runtime"`
-	MaxMemory uint64     `json:"max_memory_restart"`
+	CPU       float64 `json:"cpu"`
+	Memory    uint64  `json:"memory"`
+	TreeSize  int     `json:"tree_size"`
+	LastExit  *Exit   `json:"last_exit"`
+	Error     string  `json:"error"`
+	Reloading bool    `json:"reloading"`
+	Route     string  `json:"route"`
+	Auth      any     `json:"auth"`
+	Listen    string  `json:"listen"`
+	Watch     bool    `json:"watch"`
+	Disabled  bool    `json:"disabled"`
+	Runtime   string  `json:"runtime"`
+	MaxMemory uint64  `json:"max_memory_restart"`
 	// DependsOn lists what the process waits for before it starts, and
 	// WaitingFor what it waits for now ("db: not ready").
 	DependsOn  []Dependency `json:"depends_on"`

@@ -15,7 +15,7 @@ PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances bench-orchestration clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -129,6 +129,9 @@ bench-reload:
 
 bench-instances:
 	bench/instances-run
+
+bench-orchestration: build
+	$(PYTHON) bench/orchestration.py
 
 clean:
 	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules $(DESIGN_NODE)/node_modules

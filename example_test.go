@@ -2,6 +2,7 @@ package processman_test
 
 import (
 	"context"
+	"errors"
 	"log"
 
 	"github.com/pocketbase/pocketbase"
@@ -89,4 +90,33 @@ func ExampleOnProcessEvent() {
 		}
 		return e.Next()
 	})
+}
+
+// Apply the edited pb_processes.json from Go, here on a custom route a
+// deploy script calls after it updated the file: the changed processes
+// are replaced or reloaded, the others keep running.
+func ExampleApply() {
+	app := pocketbase.New()
+	processman.MustRegister(app, app.RootCmd, processman.Config{})
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.POST("/api/myapp/deployed", func(e *core.RequestEvent) error {
+			result, err := processman.Apply(e.Request.Context(), e.App)
+			if errors.Is(err, processman.ErrApplyInvalid) {
+				return e.JSON(400, result.Errors) // nothing was changed
+			}
+			if err != nil {
+				return e.InternalServerError("apply failed", err)
+			}
+			for _, c := range result.Changes {
+				e.App.Logger().Info("deploy", "process", c.Process, "action", c.Action, "detail", c.Detail)
+			}
+			return e.JSON(200, result)
+		}).Bind(apis.RequireSuperuserAuth())
+		return se.Next()
+	})
+
+	if err := app.Start(); err != nil {
+		log.Fatal(err)
+	}
 }

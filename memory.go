@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,19 @@ func (m *memoryLimits) watch(cfg config.Process, instances []*supervisor.Process
 		m.started = true
 		go m.run()
 	}
+}
+
+// unwatch forgets the instances of a process that is removed.
+func (m *memoryLimits) unwatch(instances []*supervisor.Process) {
+	if len(instances) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// A new slice: check reads the old one without the lock.
+	m.limited = slices.DeleteFunc(slices.Clone(m.limited), func(lp limitedProcess) bool {
+		return len(lp.instances) > 0 && lp.instances[0] == instances[0]
+	})
 }
 
 func (m *memoryLimits) run() {

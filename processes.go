@@ -30,8 +30,16 @@ type processes struct {
 	memory   *memoryLimits   // max_memory_restart
 	cron     *schedules      // the processes run by a cron schedule
 
-	outputs  []*logs.Output
-	watchers []*watch.Watcher
+	wired map[string]*wiring // by process name
+}
+
+// wiring is what processes made for one process, to undo when it is
+// removed.
+type wiring struct {
+	out       *logs.Output
+	watcher   *watch.Watcher     // nil without watch
+	checks    context.CancelFunc // ends its health checks
+	instances []*supervisor.Process
 }
 
 // add wires one process and its instances. errs are the config errors
@@ -54,16 +62,22 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, 
 		errs = append(errs, config.Error{Process: proc.Name, Index: -1, Message: err.Error(), Hint: "fix log_file or make its directory writable"})
 		out, _ = logs.NewOutput(logs.Options{Process: proc.Name, Instances: full.Instances, RingLines: ps.config.LogBufferLines})
 	}
-	ps.outputs = append(ps.outputs, out)
+	checks, cancelChecks := context.WithCancel(ps.checks)
+	w := &wiring{out: out, checks: cancelChecks}
+	if ps.wired == nil {
+		ps.wired = map[string]*wiring{}
+	}
+	ps.wired[proc.Name] = w
 
-	instances := make([]*supervisor.Process, full.Instances)
-	for i := range instances {
-		sp, err := ps.addInstance(proc, i, errs, out, env, route)
+	w.instances = make([]*supervisor.Process, full.Instances)
+	for i := range w.instances {
+		sp, err := ps.addInstance(checks, proc, i, errs, out, env, route)
 		if err != nil {
 			return err
 		}
-		instances[i] = sp
+		w.instances[i] = sp
 	}
+	instances := w.instances
 	if len(errs) > 0 {
 		return nil
 	}
@@ -76,14 +90,36 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, 
 		}
 	}
 	if !full.Watch.IsZero() {
-		return ps.watch(instances, full)
+		watcher, err := ps.watch(instances, full)
+		w.watcher = watcher
+		return err
 	}
 	return nil
 }
 
+// remove stops every instance of the process name (its whole tree, each
+// with its kill_timeout) and undoes its wiring: schedule, watcher, memory
+// limit, health checks and output.
+func (ps *processes) remove(ctx context.Context, name string) error {
+	w := ps.wired[name]
+	if w == nil {
+		return fmt.Errorf("processman: no process named %q", name)
+	}
+	delete(ps.wired, name)
+	ps.cron.remove(name)
+	if w.watcher != nil {
+		_ = w.watcher.Close()
+	}
+	ps.memory.unwatch(w.instances)
+	err := ps.manager.Remove(ctx, name)
+	w.checks()
+	_ = w.out.Close()
+	return err
+}
+
 // addInstance wires instance i of proc: its supervisor, on the route's
 // slots for that instance, and its health check.
-func (ps *processes) addInstance(proc config.Process, i int, errs config.Errors, out *logs.Output, env childEnv, route *routeEnv) (*supervisor.Process, error) {
+func (ps *processes) addInstance(checks context.Context, proc config.Process, i int, errs config.Errors, out *logs.Output, env childEnv, route *routeEnv) (*supervisor.Process, error) {
 	opts := supervisor.Options{
 		Instance: i,
 		Resolve: func(c config.Process, slot int) (*launch.Command, error) {
@@ -118,7 +154,7 @@ func (ps *processes) addInstance(proc config.Process, i int, errs config.Errors,
 		if route != nil {
 			probe.Secret, probe.Targets = route.secret, route.targets[i][:]
 		}
-		go probe.Run(ps.checks)
+		go probe.Run(checks)
 	}
 	return sp, nil
 }
@@ -126,7 +162,7 @@ func (ps *processes) addInstance(proc config.Process, i int, errs config.Errors,
 // watch reloads the process (its instances one at a time; a restart for
 // an unrouted process) when its files change, unless it was stopped on
 // purpose.
-func (ps *processes) watch(instances []*supervisor.Process, cfg config.Process) error {
+func (ps *processes) watch(instances []*supervisor.Process, cfg config.Process) (*watch.Watcher, error) {
 	paths := cfg.Watch.Paths
 	if len(paths) == 0 {
 		paths = []string{cfg.Cwd}
@@ -156,10 +192,9 @@ func (ps *processes) watch(instances []*supervisor.Process, cfg config.Process) 
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("processman: watch %q: %w", cfg.Name, err)
+		return nil, fmt.Errorf("processman: watch %q: %w", cfg.Name, err)
 	}
-	ps.watchers = append(ps.watchers, w)
-	return nil
+	return w, nil
 }
 
 // stoppedOnPurpose reports whether every instance was stopped by a
@@ -190,16 +225,18 @@ func (ps *processes) storeLogger() *slog.Logger {
 
 // closeWatchers stops watching files.
 func (ps *processes) closeWatchers() {
-	for _, w := range ps.watchers {
-		_ = w.Close()
+	for _, w := range ps.wired {
+		if w.watcher != nil {
+			_ = w.watcher.Close()
+		}
 	}
 }
 
 // closeOutputs flushes and closes the outputs; the processes must be
 // stopped first.
 func (ps *processes) closeOutputs() {
-	for _, out := range ps.outputs {
-		_ = out.Close()
+	for _, w := range ps.wired {
+		_ = w.out.Close()
 	}
 }
 

@@ -87,6 +87,11 @@ type Config struct {
 	// either way). The --processesQuiet flag sets it too.
 	Quiet bool
 
+	// AutoApply applies the config file whenever it changes (debounced),
+	// as `pocketbase pm apply` does: a file with errors changes nothing
+	// and its errors are logged. The --processesAutoApply flag sets it too.
+	AutoApply bool
+
 	// DatabaseEnv returns the variables that tell children where the
 	// database is. If not set, they are those of the SQLite file
 	// pb_data/data.db: DB_DSN (a read-only file: URI), PB_DB_DRIVER

@@ -76,6 +76,8 @@ func Register(app core.App, rootCmd *cobra.Command, config Config) error {
 			"the pb_processes.json file of the processes to run (default pb_data/../pb_processes.json)")
 		flags.BoolVar(&p.config.Quiet, "processesQuiet", config.Quiet,
 			"do not print a line on stdout when a managed process starts, exits, restarts or errors")
+		flags.BoolVar(&p.config.AutoApply, "processesAutoApply", config.AutoApply,
+			"apply the processes file whenever it changes, as `pm apply` does")
 		rootCmd.AddCommand(pmCommand(app, config, p.source))
 	}
 	app.Store().Set(storeKey, p)
@@ -173,6 +175,7 @@ func (p *plugin) controlAPI() *control.API {
 			}
 			return ""
 		},
+		Apply: func(ctx context.Context) (control.ApplyResult, error) { return Apply(ctx, p.app) },
 	}
 }
 

@@ -61,24 +61,51 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, procs []config.Proc
 				"choose another prefix, or remove the other route")
 			continue
 		}
-		route := &routeEnv{prefix: proc.Route, secret: routes.Secret(),
-			targets: make([][slots]gateway.Target, proc.Instances), instances: make([]atomic.Pointer[supervisor.Process], proc.Instances)}
-		backends, err := route.listen(routes, proc)
+		route, backends, err := prepareRoute(routes, proc)
 		if err != nil {
 			fail(i, proc, err.Error(), "")
 			continue
 		}
-		route.proxy = routes.Add(e.Router, gateway.Route{
-			Process:         proc.Name,
-			Prefix:          proc.Route,
-			Authorize:       authorizer(proc.Auth),
-			LogRequest:      requestLogging(proc.LogRequests),
-			BodyLimit:       int64(proc.BodyLimitMB) << 20,
-			ResponseTimeout: proc.ResponseTimeout.Std(),
-		}, backends...)
+		route.proxy = routes.Add(e.Router, gatewayRoute(proc), backends...)
 		routed[proc.Name] = route
 	}
 	return routed, failed
+}
+
+// prepareRoute picks where the copies of proc (with defaults) listen and
+// returns its routeEnv, without a proxy yet, and the gateway's backends.
+func prepareRoute(routes *gateway.Routes, proc config.Process) (*routeEnv, []gateway.Backend, error) {
+	route := &routeEnv{prefix: proc.Route, secret: routes.Secret(),
+		targets: make([][slots]gateway.Target, proc.Instances), instances: make([]atomic.Pointer[supervisor.Process], proc.Instances)}
+	backends, err := route.listen(routes, proc)
+	return route, backends, err
+}
+
+// gatewayRoute is the gateway's view of the route of proc (with
+// defaults).
+func gatewayRoute(proc config.Process) gateway.Route {
+	return gateway.Route{
+		Process:         proc.Name,
+		Prefix:          proc.Route,
+		Authorize:       authorizer(proc.Auth),
+		LogRequest:      requestLogging(proc.LogRequests),
+		BodyLimit:       int64(proc.BodyLimitMB) << 20,
+		ResponseTimeout: proc.ResponseTimeout.Std(),
+	}
+}
+
+// mountRoute mounts the route of proc while PocketBase serves (apply).
+func mountRoute(routes *gateway.Routes, proc config.Process) (*routeEnv, error) {
+	proc = proc.WithDefaults()
+	if taken := routes.Free(proc.Route); taken != "" {
+		return nil, fmt.Errorf("route %q is taken: PocketBase's router already has %s (from pb_hooks or Go code)", proc.Route, taken)
+	}
+	route, backends, err := prepareRoute(routes, proc)
+	if err != nil {
+		return nil, err
+	}
+	route.proxy = routes.Mount(gatewayRoute(proc), backends...)
+	return route, nil
 }
 
 // listen picks where each slot of each instance of proc listens, and

@@ -16,6 +16,7 @@ import (
 	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/internal/asynclog"
 	"github.com/processman/processman/supervisor"
+	"github.com/processman/processman/watch"
 )
 
 // run is one serve of PocketBase: its processes, their outputs, watchers
@@ -30,9 +31,11 @@ type run struct {
 	logger     *slog.Logger      // processman's own records, through logHandler
 	logHandler *asynclog.Handler // the queue in front of PocketBase's logger
 
-	procs  []config.Process
+	source *processSource
+	procs  []config.Process // the file's, then Go code's
 	errs   config.Errors
 	routed map[string]*routeEnv
+	env    childEnv // what processman adds to each child's environment
 
 	cancelChecks context.CancelFunc // ends the processes' health checks
 	events       *dispatcher        // the hooks of process events
@@ -40,7 +43,8 @@ type run struct {
 	mu         sync.Mutex // held by start and close, so that they never overlap
 	closed     bool
 	processes  *processes
-	serverInfo string // the file telling the CLI where PocketBase serves
+	serverInfo string         // the file telling the CLI where PocketBase serves
+	autoApply  *watch.Watcher // Config.AutoApply's watcher of the file
 }
 
 // newRun loads the processes and puts the control API and the routes on
@@ -78,7 +82,7 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	}
 
 	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs,
-		logger: logger, logHandler: logHandler}
+		logger: logger, logHandler: logHandler, source: source}
 	r.manager.Spawner().SetLogger(logger)
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
@@ -88,6 +92,7 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 	r.events = dispatch(app, events, r.manager)
 
 	api.Bind(e.Router)
+	routes.Bind(e.Router) // the routes of the file, and those apply mounts later
 	var routeErrs config.Errors
 	r.routed, routeErrs = mountRoutes(e, routes, procs, errs, logger)
 	r.errs = append(r.errs, routeErrs...)
@@ -135,6 +140,7 @@ func (r *run) start(e *core.ServeEvent) {
 	url := pocketBaseURL(r.config, e)
 	r.writeServerInfo(url)
 	env := newChildEnv(r.app, r.config, url)
+	r.env = env
 	seen := map[string]bool{}
 	for i, proc := range r.procs {
 		if proc.Name == "" || seen[proc.Name] {
@@ -147,6 +153,34 @@ func (r *run) start(e *core.ServeEvent) {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}
+	if r.config.AutoApply {
+		r.watchConfig()
+	}
+}
+
+// watchConfig applies the config file whenever it changes.
+func (r *run) watchConfig() {
+	path, _ := r.source.path()
+	w, err := watch.New(watch.Options{Paths: []string{absPath(path)}, OnError: func(err error) {
+		r.logger.Warn("processman: watching the config file", "file", path, "error", err.Error())
+	}}, func([]string) {
+		result, err := r.apply(context.Background())
+		switch {
+		case errors.Is(err, ErrApplyInvalid):
+			r.processes.terminal.say("%s changed but has %d %s; nothing was changed", path, len(result.Errors), plural(len(result.Errors), "error", "errors"))
+			for _, e := range result.Errors {
+				r.processes.terminal.say("  %s", e.Error())
+				r.logger.Error("processman: config error", "error", e.Error(), "process", e.Process, "path", e.Path)
+			}
+		case err != nil && !errors.Is(err, ErrNotServing):
+			r.logger.Error("processman: apply", "error", err.Error())
+		}
+	})
+	if err != nil {
+		r.logger.Warn("processman: cannot watch the config file; use `pocketbase pm apply`", "file", path, "error", err.Error())
+		return
+	}
+	r.autoApply = w
 }
 
 // writeServerInfo records where PocketBase serves for the CLI; a failure
@@ -163,9 +197,18 @@ func (r *run) writeServerInfo(url string) {
 // close stops every process and waits for them (or ctx), lets the hooks
 // see the last events, and releases what the run holds.
 func (r *run) close(ctx context.Context) {
+	// The config watcher first, outside the lock that its apply takes.
+	r.mu.Lock()
+	r.closed = true
+	autoApply := r.autoApply
+	r.autoApply = nil
+	r.mu.Unlock()
+	if autoApply != nil {
+		_ = autoApply.Close()
+	}
+
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closed = true
 	r.cancelChecks()
 	if r.serverInfo != "" {
 		_ = os.Remove(r.serverInfo)

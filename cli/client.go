@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
 )
 
@@ -36,6 +37,8 @@ type Error struct {
 	// ReloadFailure is set for a reload that was given up: why, and the
 	// new copy's last lines.
 	ReloadFailure *control.ReloadFailure
+	// ConfigErrors are those of an apply that changed nothing.
+	ConfigErrors []config.Error
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -80,6 +83,7 @@ func (c *Client) do(ctx context.Context, method, path string, stream bool) (*htt
 		Message string `json:"message"`
 		Data    struct {
 			ReloadFailure *control.ReloadFailure `json:"reload_failure"`
+			Errors        []config.Error         `json:"errors"`
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(body, &apiErr)
@@ -99,7 +103,7 @@ func (c *Client) do(ctx context.Context, method, path string, stream bool) (*htt
 			msg = fmt.Sprintf("%s (404): is processman registered in the PocketBase at %s?", msg, c.URL)
 		}
 	}
-	return nil, &Error{Status: resp.StatusCode, Message: msg, URL: c.URL, ReloadFailure: apiErr.Data.ReloadFailure}
+	return nil, &Error{Status: resp.StatusCode, Message: msg, URL: c.URL, ReloadFailure: apiErr.Data.ReloadFailure, ConfigErrors: apiErr.Data.Errors}
 }
 
 func (c *Client) getJSON(ctx context.Context, method, path string, into any) error {
@@ -128,6 +132,15 @@ func (c *Client) Describe(ctx context.Context, name string) (control.Detail, err
 	var d control.Detail
 	err := c.getJSON(ctx, http.MethodGet, "/"+url.PathEscape(name), &d)
 	return d, err
+}
+
+// Apply asks the server to re-read its config file and apply the
+// difference; a file with errors changes nothing and comes back as an
+// *Error with ConfigErrors.
+func (c *Client) Apply(ctx context.Context) (control.ApplyResult, error) {
+	var r control.ApplyResult
+	err := c.getJSON(ctx, http.MethodPost, "/apply", &r)
+	return r, err
 }
 
 // Act asks for "start", "stop", "restart" or "reload" of a process, or

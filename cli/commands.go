@@ -134,8 +134,43 @@ func AddCommands(pm *cobra.Command, app core.App) {
 		actionCommand(app, f, "restart", "Restarts a process (starts it if it is not running)"),
 		actionCommand(app, f, "reload", "Replaces a process without downtime: a routed one gets a new copy that takes over once ready, "+
 			"one instance at a time; an unrouted one is restarted. Exits 1 if the new copy does not become ready"),
+		applyCommand(app, f),
 		logs,
 	)
+}
+
+func applyCommand(app core.App, f *flags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "apply",
+		Short: "Applies the edited pb_processes.json without restarting PocketBase",
+		Long: "Applies the edited pb_processes.json without restarting PocketBase.\n\n" +
+			"The server re-reads its config file. A file with any error changes nothing: every error is listed (as `pm check` does) and the exit status is 1. " +
+			"Otherwise new processes start, removed ones stop (their whole tree), changed ones are reloaded (a routed process whose command or environment changed) " +
+			"or replaced, and unchanged ones keep running; routes are mounted, unmounted and moved with them. Processes registered from Go code are not touched.",
+		Args: cobra.NoArgs,
+		Run: run(app, f, func(ctx context.Context, c *Client, w io.Writer, _ []string) error {
+			result, err := c.Apply(ctx)
+			var apiErr *Error
+			if errors.As(err, &apiErr) && len(apiErr.ConfigErrors) > 0 && !f.json {
+				for _, e := range apiErr.ConfigErrors {
+					fmt.Fprintln(os.Stderr, "  "+e.Error())
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return writeJSON(w, result)
+			}
+			printApply(w, result)
+			for _, change := range result.Changes {
+				if change.Error != "" {
+					return fmt.Errorf("the change to %s failed: %s", change.Process, change.Error)
+				}
+			}
+			return nil
+		}),
+	}
 }
 
 func actionCommand(app core.App, f *flags, action, short string) *cobra.Command {

@@ -121,6 +121,31 @@ func scheduleText(sc supervisor.Schedule) string {
 	return text
 }
 
+// printApply writes what an apply did, a line per process.
+func printApply(w io.Writer, r control.ApplyResult) {
+	fmt.Fprintf(w, "applied %s\n", r.File)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range r.Changes {
+		action := c.Action
+		switch c.Action {
+		case control.ApplyAdded, control.ApplyReloaded, control.ApplyReplaced:
+			action = color.GreenString(action)
+		case control.ApplyRemoved:
+			action = color.YellowString(action)
+		case control.ApplyFailed:
+			action = color.RedString(action)
+		case control.ApplyUnchanged:
+			action = color.New(color.Faint).Sprint(action)
+		}
+		detail := c.Detail
+		if c.Error != "" {
+			detail = strings.TrimSpace(detail + " " + c.Error)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Process, action, detail)
+	}
+	_ = tw.Flush()
+}
+
 // printDetail writes one process in detail.
 func printDetail(w io.Writer, d control.Detail) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

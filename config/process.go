@@ -31,7 +31,7 @@ const (
 
 // ReservedNames cannot name a process: they are paths of the control API
 // under /api/pm.
-var ReservedNames = []string{"list", "events", "openapi.json"}
+var ReservedNames = []string{"list", "events", "openapi.json", "apply"}
 
 // scriptRuntimes maps script extensions to what runs them
 // (docs/config.md#launch).

@@ -18,6 +18,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -59,7 +60,15 @@ type API struct {
 	// Environ is PocketBase's own environment, to tell inherited
 	// variables from those processman set; nil means os.Environ().
 	Environ func() []string
+	// Apply re-reads the config file and applies the difference; it
+	// returns ErrApplyInvalid with the errors in the result when the
+	// file has any. Nil answers 501.
+	Apply func(ctx context.Context) (ApplyResult, error)
 }
+
+// ErrApplyInvalid is the error of an Apply that changed nothing because
+// the file has errors.
+var ErrApplyInvalid = errors.New("processman: the config file has errors; nothing was changed")
 
 // Bind registers the endpoints on r, superuser-only.
 func (a *API) Bind(r *router.Router[*core.RequestEvent]) {
@@ -83,6 +92,7 @@ func (a *API) routes() []endpoint {
 		{http.MethodGet, "/openapi.json", func(e *core.RequestEvent) error {
 			return e.Blob(http.StatusOK, "application/json", OpenAPI)
 		}},
+		{http.MethodPost, "/apply", a.apply},
 		{http.MethodGet, "/{name}", a.describe},
 		{http.MethodGet, "/{name}/logs", a.logs},
 		{http.MethodPost, "/{name}/start", a.action((*supervisor.Manager).Start)},
@@ -90,6 +100,29 @@ func (a *API) routes() []endpoint {
 		{http.MethodPost, "/{name}/restart", a.action((*supervisor.Manager).Restart)},
 		{http.MethodPost, "/{name}/reload", a.action((*supervisor.Manager).Reload)},
 	}
+}
+
+// apply answers POST /apply: 200 with the changes, or 400 with the
+// config errors (nothing changed).
+func (a *API) apply(e *core.RequestEvent) error {
+	if _, err := a.manager(e); err != nil {
+		return err
+	}
+	if a.Apply == nil {
+		return e.Error(http.StatusNotImplemented, "This server cannot apply config changes.", nil)
+	}
+	ctx, cancel := context.WithTimeout(e.Request.Context(), MaxActionWait)
+	defer cancel()
+	result, err := a.Apply(ctx)
+	switch {
+	case errors.Is(err, ErrApplyInvalid):
+		return e.JSON(http.StatusBadRequest, map[string]any{"status": http.StatusBadRequest,
+			"message": fmt.Sprintf("%s has %d error(s); nothing was changed.", result.File, len(result.Errors)),
+			"data":    map[string]any{"file": result.File, "errors": result.Errors}})
+	case err != nil && len(result.Changes) == 0:
+		return e.Error(http.StatusServiceUnavailable, err.Error(), nil)
+	}
+	return e.JSON(http.StatusOK, result)
 }
 
 func (a *API) manager(e *core.RequestEvent) (*supervisor.Manager, error) {

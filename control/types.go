@@ -300,3 +300,31 @@ func reloadFailureOf(f *supervisor.ReloadFailure) *ReloadFailure {
 	}
 	return &ReloadFailure{Time: f.Time, Error: f.Error, Exit: exitOf(f.Exit), LastLines: linesOf(f.LastLines)}
 }
+
+// The actions of an apply, one per process of the file.
+const (
+	ApplyAdded     = "added"     // new in the file: started (and its route mounted)
+	ApplyRemoved   = "removed"   // gone from the file: stopped, route unmounted
+	ApplyReloaded  = "reloaded"  // its command or environment changed: reloaded with the new config
+	ApplyReplaced  = "replaced"  // anything else changed: stopped and started anew
+	ApplyUnchanged = "unchanged" // not touched
+	ApplyFailed    = "failed"    // the change could not be carried out (Error says why)
+)
+
+// ApplyChange is what an apply did to one process.
+type ApplyChange struct {
+	Process string `json:"process"`
+	Action  string `json:"action"`
+	// Detail says more, such as a route that moved.
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ApplyResult is the outcome of an apply (POST /api/pm/apply): the
+// change to each process of the file, or the config errors that made it
+// change nothing.
+type ApplyResult struct {
+	File    string         `json:"file"`
+	Changes []ApplyChange  `json:"changes"`
+	Errors  []config.Error `json:"errors"`
+}

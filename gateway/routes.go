@@ -33,6 +33,7 @@ var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, htt
 //
 //	routes, err := gateway.NewRoutes(gateway.RoutesConfig{Logger: app.Logger()})
 //	target, err := routes.Listen("agent", "unix")      // PB_SOCKET of the child
+//	routes.Bind(se.Router)                              // once per serve
 //	routes.Add(se.Router, gateway.Route{Process: "agent", Prefix: "/api/agent"},
 //		gateway.Backend{Target: target, Status: status})
 //	...
@@ -40,7 +41,8 @@ var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, htt
 //	...
 //	routes.Close() // when PocketBase stops
 //
-// Add routes in OnServe, before PocketBase builds its router (e.Next).
+// Add routes in OnServe, before PocketBase builds its router (e.Next);
+// Mount and Remove change them while it serves.
 type Routes struct {
 	hold   time.Duration
 	logger *slog.Logger
@@ -49,6 +51,9 @@ type Routes struct {
 	mu        sync.RWMutex
 	socketDir string            // made with the first Unix socket
 	proxies   map[string]*Proxy // by process name
+	prefixes  map[string]*Proxy // the mounted routes, by prefix
+	static    map[string]bool   // prefixes registered on the router by Add
+	router    *router.Router[*core.RequestEvent]
 }
 
 // RoutesConfig is what every route of a Routes shares.
@@ -85,7 +90,8 @@ func NewRoutes(cfg RoutesConfig) (*Routes, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Routes{hold: cfg.Hold, logger: cfg.Logger, secret: secret, proxies: map[string]*Proxy{}}, nil
+	return &Routes{hold: cfg.Hold, logger: cfg.Logger, secret: secret, proxies: map[string]*Proxy{},
+		prefixes: map[string]*Proxy{}, static: map[string]bool{}}, nil
 }
 
 // Secret is the per-boot secret the identities are signed with, given to
@@ -129,8 +135,36 @@ func (rs *Routes) dir() (string, error) {
 }
 
 // Add creates the proxy of route over its backends and mounts it on r,
-// for the prefix and everything below it, every method.
+// for the prefix and everything below it, every method, before PocketBase
+// builds its router (call Bind too). The prefix stays registered on r:
+// once the route is removed it answers 404, and a route mounted there
+// later takes it again.
 func (rs *Routes) Add(r *router.Router[*core.RequestEvent], route Route, backends ...Backend) *Proxy {
+	proxy := rs.Mount(route, backends...)
+	rs.mu.Lock()
+	rs.static[route.Prefix] = true
+	bound := rs.router == r
+	rs.mu.Unlock()
+	if !bound {
+		rs.Bind(r)
+	}
+	for _, method := range routeMethods {
+		for _, pattern := range []string{route.Prefix, route.Prefix + "/{path...}"} {
+			// The gateway's middleware (Bind) serves these requests; the
+			// route reserves the prefix. Uploads stream through to the
+			// sidecar: PocketBase's 32 MB cap and re-readable body
+			// buffering do not apply here. The proxy writes its own
+			// request records, so PocketBase's activity log (a database
+			// write per request) is off here.
+			r.Route(method, pattern, notMounted).
+				Unbind(apis.DefaultBodyLimitMiddlewareId, apis.DefaultActivityLoggerMiddlewareId)
+		}
+	}
+	return proxy
+}
+
+// newProxy makes the proxy of route over backends.
+func (rs *Routes) newProxy(route Route, backends []Backend) *Proxy {
 	proxy := &Proxy{
 		Process:         route.Process,
 		Route:           route.Prefix,
@@ -144,19 +178,6 @@ func (rs *Routes) Add(r *router.Router[*core.RequestEvent], route Route, backend
 		ResponseTimeout: route.ResponseTimeout,
 	}
 	proxy.Init()
-	rs.mu.Lock()
-	rs.proxies[route.Process] = proxy
-	rs.mu.Unlock()
-	for _, method := range routeMethods {
-		for _, pattern := range []string{route.Prefix, route.Prefix + "/{path...}"} {
-			// Uploads stream through to the sidecar: PocketBase's 32 MB
-			// cap and re-readable body buffering do not apply here.
-			// The proxy writes its own request records, so PocketBase's
-			// activity log (a database write per request) is off here.
-			r.Route(method, pattern, proxy.Handle).
-				Unbind(apis.DefaultBodyLimitMiddlewareId, apis.DefaultActivityLoggerMiddlewareId)
-		}
-	}
 	return proxy
 }
 
@@ -191,7 +212,7 @@ func (rs *Routes) Client(name string) (*http.Client, error) {
 func (rs *Routes) Close() error {
 	rs.mu.Lock()
 	dir, proxies := rs.socketDir, rs.proxies
-	rs.socketDir, rs.proxies = "", map[string]*Proxy{}
+	rs.socketDir, rs.proxies, rs.prefixes = "", map[string]*Proxy{}, map[string]*Proxy{}
 	rs.mu.Unlock()
 	for _, p := range proxies {
 		p.closeIdle()

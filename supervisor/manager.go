@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/processman/processman/config"
 )
 
 // Manager runs a set of supervised processes and shuts them all down
@@ -44,7 +46,7 @@ func (m *Manager) Add(p *Process) error {
 	if m.ctx.Err() != nil {
 		return ErrClosed
 	}
-	name := p.cfg.Name
+	name := p.name
 	instances := m.procs[name]
 	if p.opts.Instance != len(instances) {
 		if p.opts.Instance < len(instances) {
@@ -245,7 +247,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	for _, p := range all {
 		go func() {
-			for _, d := range dependents[p.cfg.Name] {
+			for _, d := range dependents[p.name] {
 				select {
 				case <-d.Done():
 				case <-ctx.Done():
@@ -262,4 +264,19 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}
 	}
 	return m.spawner.Close()
+}
+
+// ReloadWith reloads the instances of the process name one at a time, as
+// Reload does, with cfg for the new copies (see Process.ReloadWith).
+func (m *Manager) ReloadWith(ctx context.Context, name string, cfg config.Process) error {
+	procs, err := m.Find(name)
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		if err := p.ReloadWith(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
 }

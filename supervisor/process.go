@@ -84,8 +84,12 @@ type Event struct {
 // reload requests one at a time: concurrent requests are serialized and
 // can never leave two copies running, or three during a reload.
 type Process struct {
-	cfg  config.Process
-	opts Options
+	// cfg is changed by the loop alone (a reload with a new config),
+	// under mu; name and instances never change.
+	cfg       config.Process
+	name      string
+	instances int
+	opts      Options
 
 	requests  chan request
 	done      chan struct{}
@@ -107,7 +111,8 @@ const (
 
 type request struct {
 	kind   requestKind
-	reason string // why, from WithReason
+	reason string          // why, from WithReason
+	cfg    *config.Process // a reload's new config; nil keeps it
 	reply  chan error
 }
 
@@ -152,6 +157,8 @@ func New(cfg config.Process, opts Options) *Process {
 	}
 	return &Process{
 		cfg:       cfg,
+		name:      cfg.Name,
+		instances: cfg.Instances,
 		opts:      opts,
 		requests:  make(chan request),
 		done:      make(chan struct{}),
@@ -166,14 +173,18 @@ func (p *Process) Instance() int { return p.opts.Instance }
 // Ref names this instance as actions do: the process's name, with
 // ":<instance>" when it has more than one ("api:1").
 func (p *Process) Ref() string {
-	if p.cfg.Instances > 1 {
-		return p.cfg.Name + ":" + strconv.Itoa(p.opts.Instance)
+	if p.instances > 1 {
+		return p.name + ":" + strconv.Itoa(p.opts.Instance)
 	}
-	return p.cfg.Name
+	return p.name
 }
 
 // Config returns the process's configuration, defaults applied.
-func (p *Process) Config() config.Process { return p.cfg }
+func (p *Process) Config() config.Process {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.cfg
+}
 
 // Status returns a snapshot of the process.
 func (p *Process) Status() Status {
@@ -229,8 +240,21 @@ func (p *Process) Restart(ctx context.Context) error { return p.ask(ctx, reqRest
 // a restart for any other. A process that is not running is started.
 func (p *Process) Reload(ctx context.Context) error { return p.ask(ctx, reqReload) }
 
+// ReloadWith reloads the process as Reload does, its new copy (and every
+// later run) with cfg: a changed command or environment rolls out
+// without downtime. cfg must keep the name, instances, route and listen
+// of the process; the caller checks that.
+func (p *Process) ReloadWith(ctx context.Context, cfg config.Process) error {
+	cfg = cfg.WithDefaults()
+	return p.askWith(ctx, request{kind: reqReload, cfg: &cfg})
+}
+
 func (p *Process) ask(ctx context.Context, kind requestKind) error {
-	req := request{kind: kind, reason: reasonOf(ctx), reply: make(chan error, 1)}
+	return p.askWith(ctx, request{kind: kind})
+}
+
+func (p *Process) askWith(ctx context.Context, req request) error {
+	req.reason, req.reply = reasonOf(ctx), make(chan error, 1)
 	select {
 	case p.requests <- req:
 	case <-p.done:
@@ -380,6 +404,11 @@ func (p *Process) Run(ctx context.Context) {
 
 		case req := <-p.requests:
 			var err error
+			if req.cfg != nil {
+				p.mu.Lock()
+				p.cfg = *req.cfg
+				p.mu.Unlock()
+			}
 			if waitC != nil {
 				// Any request ends the wait: a stop leaves the process
 				// stopped, the others start it now.
@@ -411,6 +440,7 @@ func (p *Process) Run(ctx context.Context) {
 				if req.reason == "" {
 					req.reason = "reload"
 				}
+
 				if current == nil || p.opts.Drain == nil || p.opts.ConfigError != "" {
 					err = restart(req.reason)
 					break

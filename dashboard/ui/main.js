@@ -204,6 +204,8 @@ const state = store({
     loadError: "",
     pending: {}, // name -> the action in flight
     liveEvents: false, // whether /api/pm/events is connected
+    applying: false, // POST /api/pm/apply under way
+    applyResult: null, // its last answer: {file, changes, errors, message}
     now: Date.now(), // ticks every second, for uptimes
 });
 
@@ -279,6 +281,66 @@ async function loadProcesses() {
     } finally {
         state.isLoading = false;
     }
+}
+
+// applyConfig asks the server to apply the edited config file, and shows
+// what it did to each process (or the file's errors, which change nothing).
+async function applyConfig() {
+    if (state.applying) {
+        return;
+    }
+    state.applying = true;
+    try {
+        const result = await api(`${API}/apply`, { method: "POST" });
+        state.applyResult = { file: result.file, changes: result.changes || [], errors: [] };
+        const changed = state.applyResult.changes.filter((c) => c.action != "unchanged").length;
+        app.toasts.success(changed ? `Applied ${changed} change(s).` : "Nothing to change.");
+        await loadProcesses();
+    } catch (err) {
+        if (err?.isAbort) {
+            return;
+        }
+        const errors = err?.response?.data?.errors;
+        if (Array.isArray(errors)) {
+            state.applyResult = { file: err.response.data.file, changes: [], errors, message: err.response.message };
+        } else {
+            app.checkApiError(err);
+        }
+    } finally {
+        state.applying = false;
+    }
+}
+
+function applyPanel() {
+    return t.div(
+        {
+            className: () => `alert m-b-sm pm-apply-result ${state.applyResult?.errors?.length ? "danger" : "info"}`,
+            hidden: () => !state.applyResult,
+        },
+        t.div(
+            { className: "content" },
+            t.div({ className: "txt-bold" }, () => state.applyResult?.message || (state.applyResult ? `Applied ${state.applyResult.file}` : "")),
+            t.ul(
+                { className: "pm-apply-lines" },
+                () => (state.applyResult?.errors || []).map((e) =>
+                    t.li({ className: "pm-apply-error" }, `${e.path || ""} ${e.process ? `(${e.process}) ` : ""}${e.message}${e.hint ? `; ${e.hint}` : ""}`)
+                ),
+                () => (state.applyResult?.changes || []).map((c) =>
+                    t.li(
+                        { className: `pm-apply-change pm-apply-${c.action}` },
+                        t.span({ className: "txt-code" }, c.process),
+                        ` ${c.action}`,
+                        c.detail ? t.span({ className: "txt-hint" }, ` ${c.detail}`) : null,
+                        c.error ? t.span({ className: "txt-danger" }, `: ${c.error}`) : null,
+                    )
+                ),
+            ),
+        ),
+        t.button(
+            { type: "button", className: "close", ariaLabel: "Dismiss", onclick: () => (state.applyResult = null) },
+            t.i({ ariaHidden: true, className: "ri-close-line" }),
+        ),
+    );
 }
 
 async function runAction(name, action) {
@@ -509,6 +571,17 @@ function pageProcesses(route) {
                 t.div(
                     { className: "inline-flex gap-sm" },
                     app.components.refreshButton({ onclick: loadProcesses }),
+                    t.button(
+                        {
+                            type: "button",
+                            className: () => `btn sm secondary pm-apply ${state.applying ? "btn-loading" : ""}`,
+                            disabled: () => state.applying,
+                            title: "Re-read pb_processes.json and apply the changes, without restarting PocketBase",
+                            onclick: applyConfig,
+                        },
+                        t.i({ ariaHidden: true, className: "ri-file-settings-line" }),
+                        t.span({ className: "txt" }, "Apply config"),
+                    ),
                 ),
                 t.div(
                     { className: "meta m-l-auto txt-hint txt-sm inline-flex gap-5 pm-live" },
@@ -523,6 +596,7 @@ function pageProcesses(route) {
                 { className: "alert danger m-b-sm pm-load-error", hidden: () => !state.loadError },
                 t.span(null, () => state.loadError),
             ),
+            applyPanel(),
             processesTable(),
             t.footer(
                 { className: "page-footer" },

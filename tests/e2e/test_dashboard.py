@@ -367,3 +367,51 @@ def test_instances_have_their_rows_and_a_routed_process_reloads(pocketbase, page
     expect(page.locator("tr.pm-instance-row[data-instance='web:0'] .pm-col-pid")).to_have_text(str(after[0]))
     expect(page.locator(".toast").filter(has_text='Reloaded "web"')).to_have_count(1)
     screenshot(page, "instances")
+
+
+def test_dependencies_schedule_and_apply(pocketbase, page):
+    import json
+
+    from conftest import add_marker
+
+    processes = [
+        {"name": "migrate", "script": "sh", "args": ["-c", "echo failed >&2; exit 4"], "restart": "never"},
+        {"name": "agent", "script": "sleep", "args": ["600"],
+         "depends_on": {"migrate": {"condition": "completed_successfully"}}},
+        {"name": "nightly", "script": "sleep", "args": ["1"], "cron": "0 3 * * *"},
+    ]
+    pb = pocketbase(processes)
+    h.wait_until(lambda: "migrate" in api(pb, "GET", "/api/pm/agent")["waiting_for"], 20,
+                 lambda: f"{api(pb, 'GET', '/api/pm/agent')}\n{pb.logs()}")
+
+    open_processes_page(page, pb)
+    agent = row(page, "agent")
+    expect(agent.locator(".pm-state-label")).to_have_attribute("data-state", "waiting")
+    expect(agent.locator(".pm-status-hint")).to_contain_text("waiting for migrate: exited unsuccessfully (code 4)")
+    expect(row(page, "nightly").locator(".pm-status-hint")).to_contain_text("cron 0 3 * * *, next in")
+    agent.click()
+    panel = page.locator(".pm-process-modal[data-process='agent']")
+    expect(panel).to_contain_text("migrate: completed successfully")
+    screenshot(page, "process-waiting")
+    panel.locator(".modal-footer button", has_text="Close").click()
+
+    # Fix the migration in the file, add a process, and apply from the page.
+    processes[0]["args"] = ["-c", "echo migrated"]
+    processes.append({"name": "extra", "script": "sleep", "args": ["600"]})
+    (pb.base_dir / "pb_processes.json").write_text(json.dumps({"processes": add_marker(processes, pb.marker)}))
+    page.locator("button.pm-apply").click()
+    result = page.locator(".pm-apply-result")
+    expect(result.locator(".pm-apply-replaced")).to_contain_text("migrate replaced")
+    expect(result.locator(".pm-apply-added")).to_contain_text("extra added")
+    expect(result.locator(".pm-apply-unchanged")).to_have_count(2)
+    expect(row(page, "extra").locator(".pm-state-label")).to_have_attribute("data-state", "online")
+    expect(row(page, "migrate").locator(".pm-state-label")).to_have_attribute("data-state", "completed")
+    expect(agent.locator(".pm-state-label")).to_have_attribute("data-state", "online")
+    screenshot(page, "processes-applied")
+
+    # A broken file: the errors are listed, nothing changes.
+    (pb.base_dir / "pb_processes.json").write_text(json.dumps({"processes": [{"name": "agent", "script": "x", "depends_on": ["ghost"]}]}))
+    page.locator("button.pm-apply").click()
+    expect(result.locator(".pm-apply-error")).to_contain_text(["depends on \"ghost\", which is not a process here"])
+    expect(result).to_contain_text("nothing was changed")
+    expect(row(page, "extra").locator(".pm-state-label")).to_have_attribute("data-state", "online")

@@ -1,0 +1,208 @@
+package processman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/config"
+	"github.com/processman/processman/control"
+	"github.com/processman/processman/supervisor"
+)
+
+// ApplyResult is the outcome of an apply: the change to each process of
+// the file, or the config errors that made it change nothing.
+type ApplyResult = control.ApplyResult
+
+// ApplyChange is what an apply did to one process.
+type ApplyChange = control.ApplyChange
+
+// The actions of an apply (ApplyChange.Action).
+const (
+	ApplyAdded     = control.ApplyAdded
+	ApplyRemoved   = control.ApplyRemoved
+	ApplyReloaded  = control.ApplyReloaded
+	ApplyReplaced  = control.ApplyReplaced
+	ApplyUnchanged = control.ApplyUnchanged
+	ApplyFailed    = control.ApplyFailed
+)
+
+// ErrApplyInvalid is returned by Apply when the file has errors; nothing
+// was changed, and the result lists them.
+var ErrApplyInvalid = control.ErrApplyInvalid
+
+// ErrNotServing is returned by Apply while PocketBase is not serving.
+var ErrNotServing = errors.New("processman: PocketBase is not serving")
+
+// Apply re-reads the config file and applies the difference with what
+// runs, without restarting PocketBase: new processes start (with their
+// routes), removed ones stop, changed ones are reloaded (a routed process
+// whose command or environment changed) or replaced, and unchanged ones
+// keep running. A file with any error changes nothing: the result lists
+// the errors and the error is ErrApplyInvalid. Processes registered from
+// Go code are not touched.
+//
+//	result, err := processman.Apply(ctx, app)
+//	for _, c := range result.Changes {
+//		log.Println(c.Process, c.Action, c.Detail, c.Error)
+//	}
+func Apply(ctx context.Context, app core.App) (ApplyResult, error) {
+	if p := pluginOf(app); p != nil {
+		if r := p.current.Load(); r != nil {
+			return r.apply(ctx)
+		}
+	}
+	return ApplyResult{Changes: []ApplyChange{}, Errors: []config.Error{}}, ErrNotServing
+}
+
+// apply re-reads the config file and carries out the difference with
+// what runs: new processes start, removed ones stop, changed ones are
+// reloaded (a routed process whose command or environment changed) or
+// replaced, unchanged ones are not touched. A file with any error
+// changes nothing. Processes registered from Go code are not touched.
+func (r *run) apply(ctx context.Context) (ApplyResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path, _ := r.source.path()
+	result := ApplyResult{File: absPath(path), Changes: []ApplyChange{}, Errors: []config.Error{}}
+	if r.closed || r.env.pocketBaseURL == "" {
+		return result, ErrNotServing
+	}
+	procs, errs, _ := r.source.load()
+	if len(errs) > 0 {
+		result.Errors = errs
+		return result, ErrApplyInvalid
+	}
+	fileCount := len(procs) - len(r.source.goProcesses)
+	next := procs[:fileCount]
+	oldCount := len(r.procs) - len(r.source.goProcesses)
+	current := r.procs[:oldCount]
+
+	before := map[string]int{}
+	for i, p := range current {
+		before[p.Name] = i
+	}
+	after := map[string]bool{}
+	for _, p := range next {
+		after[p.Name] = true
+	}
+	goNames := map[string]bool{}
+	for _, p := range r.procs[oldCount:] {
+		goNames[p.Name] = true
+	}
+
+	change := func(name, action, detail string, err error) {
+		c := ApplyChange{Process: name, Action: action, Detail: detail}
+		if err != nil {
+			c.Action, c.Error = ApplyFailed, err.Error()
+			r.logger.Error("processman: apply: "+action+" failed", "process", name, "error", err.Error())
+		} else if action != ApplyUnchanged {
+			r.logger.Info("processman: apply: "+action, "process", name, "detail", detail)
+		}
+		line := name + " " + c.Action
+		if c.Detail != "" {
+			line += " (" + c.Detail + ")"
+		}
+		if c.Error != "" {
+			line += ": " + c.Error
+		}
+		if c.Action != ApplyUnchanged {
+			r.processes.terminal.say("config applied: %s", line)
+		}
+		result.Changes = append(result.Changes, c)
+	}
+
+	// Removed first, so that their names, routes and sockets are free.
+	for _, p := range current {
+		if !after[p.Name] {
+			change(p.Name, ApplyRemoved, routeDetail(p.Route, ""), r.removeProcess(ctx, p.Name))
+		}
+	}
+	for _, p := range next {
+		i, existed := before[p.Name]
+		switch {
+		case goNames[p.Name]:
+			change(p.Name, ApplyFailed, "", fmt.Errorf("a process named %q is registered from Go code, which apply does not touch", p.Name))
+		case !existed:
+			change(p.Name, ApplyAdded, routeDetail("", p.Route), r.addProcess(p))
+		case len(r.errs.ForIndex(i)) == 0 && reflect.DeepEqual(current[i], p):
+			change(p.Name, ApplyUnchanged, "", nil)
+		case len(r.errs.ForIndex(i)) == 0 && reloadable(current[i], p):
+			change(p.Name, ApplyReloaded, "", r.manager.ReloadWith(supervisor.WithReason(ctx, "config applied"), p.Name, p))
+		default:
+			err := r.removeProcess(ctx, p.Name)
+			if err == nil {
+				err = r.addProcess(p)
+			}
+			change(p.Name, ApplyReplaced, routeDetail(current[i].Route, p.Route), err)
+		}
+	}
+	r.procs = append(slices.Clone(next), r.procs[oldCount:]...)
+	r.errs = nil // the file has none; Go code's were reported at serve
+	return result, nil
+}
+
+// routeDetail describes what happened to a route.
+func routeDetail(from, to string) string {
+	switch {
+	case from == to && to != "":
+		return ""
+	case from == "" && to != "":
+		return "route " + to + " mounted"
+	case from != "" && to == "":
+		return "route " + from + " unmounted"
+	case from != to:
+		return "route moved from " + from + " to " + to
+	}
+	return ""
+}
+
+// reloadable reports whether a change from old to next can be rolled out
+// by a reload: the process is routed, and only its command, environment,
+// restart and stop policy changed.
+func reloadable(old, next config.Process) bool {
+	if old.Route == "" || old.Disabled || next.Disabled || old.Cron != "" {
+		return false
+	}
+	strip := func(p config.Process) config.Process {
+		p.Script, p.Args, p.Cwd, p.Interpreter, p.InterpreterArgs = "", nil, "", "", nil
+		p.Env, p.EnvFile = nil, ""
+		p.Restart, p.MaxRestarts, p.MinUptime, p.RestartDelay, p.MaxRestartDelay, p.BackoffFactor = "", 0, 0, 0, 0, 0
+		p.KillSignal, p.KillTimeout, p.ReadyTimeout, p.DrainTimeout = "", 0, 0, 0
+		return p
+	}
+	return reflect.DeepEqual(strip(old), strip(next))
+}
+
+// addProcess starts a process of the file while PocketBase serves, with
+// its route.
+func (r *run) addProcess(proc config.Process) error {
+	var route *routeEnv
+	if proc.Route != "" {
+		var err error
+		if route, err = mountRoute(r.routes, proc); err != nil {
+			return err
+		}
+		r.routed[proc.Name] = route
+	}
+	if err := r.processes.add(proc, nil, r.env, route); err != nil {
+		if route != nil {
+			r.routes.Remove(proc.Name)
+			delete(r.routed, proc.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+// removeProcess stops a process and unmounts its route.
+func (r *run) removeProcess(ctx context.Context, name string) error {
+	if _, ok := r.routed[name]; ok {
+		r.routes.Remove(name)
+		delete(r.routed, name)
+	}
+	return r.processes.remove(ctx, name)
+}

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 
-	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -37,25 +38,20 @@ var ErrApplyInvalid = control.ErrApplyInvalid
 // ErrNotServing is returned by Apply while PocketBase is not serving.
 var ErrNotServing = errors.New("processman: PocketBase is not serving")
 
-// Apply re-reads the config file and applies the difference with what
-// runs, without restarting PocketBase: new processes start (with their
-// routes), removed ones stop, changed ones are reloaded (a routed process
-// whose command or environment changed) or replaced, and unchanged ones
-// keep running. A file with any error changes nothing: the result lists
-// the errors and the error is ErrApplyInvalid. Processes registered from
-// Go code are not touched.
-//
-//	result, err := processman.Apply(ctx, app)
-//	for _, c := range result.Changes {
-//		log.Println(c.Process, c.Action, c.Detail, c.Error)
-//	}
-func Apply(ctx context.Context, app core.App) (ApplyResult, error) {
-	if p := pluginOf(app); p != nil {
-		if r := p.current.Load(); r != nil {
-			return r.apply(ctx)
-		}
-	}
-	return ApplyResult{Changes: []ApplyChange{}, Errors: []config.Error{}}, ErrNotServing
+// applied is what a run made of its config: the entries (the file's,
+// then Go code's), their errors, their routes, the environment their
+// children get, and the processes wired for them. apply changes it to
+// match a new version of the file. Its owner serializes the calls.
+type applied struct {
+	source    *processSource
+	procs     []config.Process // the file's, then Go code's
+	errs      config.Errors
+	routed    map[string]*routeEnv
+	env       childEnv // what processman adds to each child's environment
+	routes    *gateway.Routes
+	processes *processes
+	manager   *supervisor.Manager
+	logger    *slog.Logger // processman's own records
 }
 
 // apply re-reads the config file and carries out the difference with
@@ -63,14 +59,9 @@ func Apply(ctx context.Context, app core.App) (ApplyResult, error) {
 // reloaded (a routed process whose command or environment changed) or
 // replaced, unchanged ones are not touched. A file with any error
 // changes nothing. Processes registered from Go code are not touched.
-func (r *run) apply(ctx context.Context) (ApplyResult, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *applied) apply(ctx context.Context) (ApplyResult, error) {
 	path, _ := r.source.path()
 	result := ApplyResult{File: absPath(path), Changes: []ApplyChange{}, Errors: []config.Error{}}
-	if r.closed || r.env.pocketBaseURL == "" {
-		return result, ErrNotServing
-	}
 	procs, errs, _ := r.source.load()
 	if len(errs) > 0 {
 		result.Errors = errs
@@ -179,7 +170,7 @@ func reloadable(old, next config.Process) bool {
 
 // addProcess starts a process of the file while PocketBase serves, with
 // its route.
-func (r *run) addProcess(proc config.Process) error {
+func (r *applied) addProcess(proc config.Process) error {
 	var route *routeEnv
 	if proc.Route != "" {
 		var err error
@@ -199,10 +190,10 @@ func (r *run) addProcess(proc config.Process) error {
 }
 
 // removeProcess stops a process and unmounts its route.
-func (r *run) removeProcess(ctx context.Context, name string) error {
+func (r *applied) removeProcess(ctx context.Context, name string) error {
 	if _, ok := r.routed[name]; ok {
 		r.routes.Remove(name)
 		delete(r.routed, name)
 	}
-	return r.processes.remove(ctx, name)
+	return r.processes.drop(ctx, name)
 }

@@ -14,7 +14,7 @@ import (
 
 // schedules runs the processes that have a cron expression on
 // PocketBase's own scheduler (app.Cron()), so that they are listed with
-// PocketBase's jobs. A run still going when the next is due is skipped.
+// PocketBase's jobs. A job still going when the next is due is skipped.
 type schedules struct {
 	app      core.App
 	manager  *supervisor.Manager
@@ -57,7 +57,7 @@ func (s *schedules) add(proc config.Process, instances []*supervisor.Process) er
 }
 
 // due starts the process, unless an instance is still running (or
-// starting, or waiting to restart): then this run is skipped and counted.
+// starting, or waiting to restart): then this time is skipped and counted.
 func (s *schedules) due(job *scheduled) {
 	job.mu.Lock()
 	defer job.mu.Unlock()
@@ -76,8 +76,8 @@ func (s *schedules) due(job *scheduled) {
 	if busy {
 		job.state.Skipped++
 		job.state.LastSkipped = now
-		s.logger.Warn("processman: scheduled run skipped: the last run is still going", "process", job.name, "cron", job.state.Cron, "skipped", job.state.Skipped)
-		s.terminal.say("%s: scheduled run skipped, the last one is still going (%d skipped)", job.name, job.state.Skipped)
+		s.logger.Warn("processman: scheduled job skipped: the previous one is still going", "process", job.name, "cron", job.state.Cron, "skipped", job.state.Skipped)
+		s.terminal.say("%s: scheduled job skipped, the previous one is still going (%d skipped)", job.name, job.state.Skipped)
 	} else {
 		job.state.Runs++
 		job.state.LastRun = now
@@ -90,20 +90,20 @@ func (s *schedules) due(job *scheduled) {
 	}
 	ctx := supervisor.WithReason(context.Background(), "cron "+job.state.Cron)
 	if err := s.manager.Start(ctx, job.name); err != nil {
-		s.logger.Error("processman: scheduled run could not start", "process", job.name, "error", err.Error())
+		s.logger.Error("processman: scheduled job failed to begin", "process", job.name, "error", err.Error())
 	}
 }
 
-// remove takes the process name off the scheduler.
-func (s *schedules) remove(name string) {
+// unschedule takes the process name off the scheduler.
+func (s *schedules) unschedule(name string) {
 	s.mu.Lock()
 	delete(s.jobs, name)
 	s.mu.Unlock()
 	s.app.Cron().Remove(cronJobPrefix + name)
 }
 
-// close takes every process off the scheduler.
-func (s *schedules) close() {
+// unscheduleAll takes every process off the scheduler.
+func (s *schedules) unscheduleAll() {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.jobs))
 	for name := range s.jobs {
@@ -111,7 +111,7 @@ func (s *schedules) close() {
 	}
 	s.mu.Unlock()
 	for _, name := range names {
-		s.remove(name)
+		s.unschedule(name)
 	}
 }
 

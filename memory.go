@@ -55,7 +55,7 @@ func (m *memoryLimits) watch(cfg config.Process, instances []*supervisor.Process
 	m.limited = append(m.limited, limitedProcess{limit: cfg.MaxMemoryRestart, instances: instances})
 	if !m.started {
 		m.started = true
-		go m.run()
+		go m.sample()
 	}
 }
 
@@ -72,7 +72,7 @@ func (m *memoryLimits) unwatch(instances []*supervisor.Process) {
 	})
 }
 
-func (m *memoryLimits) run() {
+func (m *memoryLimits) sample() {
 	tick := time.NewTicker(m.interval)
 	defer tick.Stop()
 	for {

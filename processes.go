@@ -50,7 +50,7 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, 
 	out, err := logs.NewOutput(logs.Options{
 		Process:     proc.Name,
 		Instances:   full.Instances,
-		File:        ps.logFile(full),
+		File:        ps.logPath(full),
 		MaxSizeMB:   full.LogMaxSizeMB,
 		MaxFiles:    full.LogMaxFiles,
 		Logger:      ps.storeLogger(),
@@ -97,16 +97,16 @@ func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, 
 	return nil
 }
 
-// remove stops every instance of the process name (its whole tree, each
+// drop stops every instance of the process name (its whole tree, each
 // with its kill_timeout) and undoes its wiring: schedule, watcher, memory
 // limit, health checks and output.
-func (ps *processes) remove(ctx context.Context, name string) error {
+func (ps *processes) drop(ctx context.Context, name string) error {
 	w := ps.wired[name]
 	if w == nil {
 		return fmt.Errorf("processman: no process named %q", name)
 	}
 	delete(ps.wired, name)
-	ps.cron.remove(name)
+	ps.cron.unschedule(name)
 	if w.watcher != nil {
 		_ = w.watcher.Close()
 	}
@@ -209,8 +209,8 @@ func stoppedOnPurpose(instances []*supervisor.Process) bool {
 	return true
 }
 
-// logFile is the log file path of a process, "" for none.
-func (ps *processes) logFile(proc config.Process) string {
+// logPath is the log file path of a process, "" for none.
+func (ps *processes) logPath(proc config.Process) string {
 	return proc.LogFilePath(logsDir(ps.config.LogsDir, ps.app.DataDir()))
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
 	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
@@ -200,6 +201,27 @@ func Manager(app core.App) *supervisor.Manager {
 		}
 	}
 	return nil
+}
+
+// Apply re-reads the config file and applies the difference with what
+// runs, without restarting PocketBase: new processes start (with their
+// routes), removed ones stop, changed ones are reloaded (a routed process
+// whose command or environment changed) or replaced, and unchanged ones
+// keep running. A file with any error changes nothing: the result lists
+// the errors and the error is ErrApplyInvalid. Processes registered from
+// Go code are not touched.
+//
+//	result, err := processman.Apply(ctx, app)
+//	for _, c := range result.Changes {
+//		log.Println(c.Process, c.Action, c.Detail, c.Error)
+//	}
+func Apply(ctx context.Context, app core.App) (ApplyResult, error) {
+	if p := pluginOf(app); p != nil {
+		if r := p.current.Load(); r != nil {
+			return r.applyFile(ctx)
+		}
+	}
+	return ApplyResult{Changes: []ApplyChange{}, Errors: []config.Error{}}, ErrNotServing
 }
 
 // Sidecar returns an HTTP client for calling the routed process name from

@@ -24,25 +24,18 @@ import (
 // makes it from the serve event and close ends it, so that a second
 // serve (an in-place restart, a test) starts from nothing.
 type run struct {
+	// applied is what the run made of its config (entries, errors,
+	// routes, their processes), which apply changes.
+	applied
 	app        core.App
 	config     Config
-	manager    *supervisor.Manager
-	routes     *gateway.Routes
-	logger     *slog.Logger      // processman's own records, through logHandler
 	logHandler *asynclog.Handler // the queue in front of PocketBase's logger
-
-	source *processSource
-	procs  []config.Process // the file's, then Go code's
-	errs   config.Errors
-	routed map[string]*routeEnv
-	env    childEnv // what processman adds to each child's environment
 
 	cancelChecks context.CancelFunc // ends the processes' health checks
 	events       *dispatcher        // the hooks of process events
 
-	mu         sync.Mutex // held by start and close, so that they never overlap
+	mu         sync.Mutex // held by start, apply and close, so that they never overlap
 	closed     bool
-	processes  *processes
 	serverInfo string         // the file telling the CLI where PocketBase serves
 	autoApply  *watch.Watcher // Config.AutoApply's watcher of the file
 }
@@ -81,8 +74,8 @@ func newRun(app core.App, cfg Config, source *processSource, events *hook.Hook[*
 		return nil, err
 	}
 
-	r := &run{app: app, config: cfg, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs,
-		logger: logger, logHandler: logHandler, source: source}
+	r := &run{app: app, config: cfg, logHandler: logHandler,
+		applied: applied{source: source, manager: supervisor.NewManager(), routes: routes, procs: procs, errs: errs, logger: logger}}
 	r.manager.Spawner().SetLogger(logger)
 	checks, cancelChecks := context.WithCancel(context.Background())
 	r.cancelChecks = cancelChecks
@@ -122,7 +115,7 @@ func plural(n int, one, many string) string {
 // for none.
 func (r *run) logFile(name string) string {
 	if proc := r.manager.Get(name); proc != nil {
-		if path := r.processes.logFile(proc.Config()); path != "" {
+		if path := r.processes.logPath(proc.Config()); path != "" {
 			return absPath(path)
 		}
 	}
@@ -158,13 +151,25 @@ func (r *run) start(e *core.ServeEvent) {
 	}
 }
 
+// applyFile applies the config file (see applied.apply), unless the run
+// is closed or has not started its processes yet.
+func (r *run) applyFile(ctx context.Context) (ApplyResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.env.pocketBaseURL == "" {
+		path, _ := r.source.path()
+		return ApplyResult{File: absPath(path), Changes: []ApplyChange{}, Errors: []config.Error{}}, ErrNotServing
+	}
+	return r.apply(ctx)
+}
+
 // watchConfig applies the config file whenever it changes.
 func (r *run) watchConfig() {
 	path, _ := r.source.path()
 	w, err := watch.New(watch.Options{Paths: []string{absPath(path)}, OnError: func(err error) {
 		r.logger.Warn("processman: watching the config file", "file", path, "error", err.Error())
 	}}, func([]string) {
-		result, err := r.apply(context.Background())
+		result, err := r.applyFile(context.Background())
 		switch {
 		case errors.Is(err, ErrApplyInvalid):
 			r.processes.terminal.say("%s changed but has %d %s; nothing was changed", path, len(result.Errors), plural(len(result.Errors), "error", "errors"))
@@ -214,7 +219,7 @@ func (r *run) close(ctx context.Context) {
 		_ = os.Remove(r.serverInfo)
 	}
 	r.processes.closeWatchers()
-	r.processes.cron.close()
+	r.processes.cron.unscheduleAll()
 	if err := r.manager.Shutdown(ctx); err != nil {
 		r.logger.Error("processman: shutdown", "error", err.Error())
 	}

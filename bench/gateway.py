@@ -46,7 +46,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
 # (bench/supervisor.py, the script's own directory comes first on sys.path).
 from supervisor import (  # noqa: E402
     CLK_TCK, cmdline, cpu_ticks, descendants, free_port, http_ok, Manager, percentile, run_logged,
-    run_main, start_logged, step, wait_for,
+    run_main, serve_pocketbase, start_logged, step, wait_for,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -215,17 +215,9 @@ class Gateway(Manager):
         out = self.workdir / "pocketbase.out"
         if not self.request_log:
             run_logged([self.binary, "superuser", "upsert", *SUPERUSER, "--dir", self.data_dir], out)
-        # --dev=false is the default of a built binary, but PocketBase turns
-        # dev mode (every log record and SQL statement printed) on for a
-        # binary under the temp dir, as for `go run`: --binary /tmp/... .
         # The first serve of a fresh pb_data prints an installer link: ignored.
-        self.proc = start_logged([self.binary, "serve", "--dev=false", "--dir", self.data_dir,
-                                  "--http", f"127.0.0.1:{self.port}"], out)
+        self.proc = serve_pocketbase(self.binary, self.data_dir, self.port, out)
         base = f"http://127.0.0.1:{self.port}"
-        wait_for(lambda: http_ok(f"{base}/api/health") or self.proc.poll() is not None, 60,
-                 "PocketBase health endpoint", interval=0.2)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"pocketbase exited; see {out}")
         if not self.request_log:
             self.disable_request_log(base)
         wait_for(lambda: http_ok(f"{base}{ROUTE}/json") or self.proc.poll() is not None, 30,

@@ -31,7 +31,8 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 
 from gateway import Endpoint, fmt, markdown, median, ratio, run_wrk  # noqa: E402
 from supervisor import (  # noqa: E402
-    Manager, cmdline, descendants, free_port, http_ok, run_main, start_logged, step, wait_for,
+    Manager, cmdline, descendants, free_port, http_ok, run_main, serve_pocketbase, start_logged, step,
+    wait_for,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -87,8 +88,7 @@ class Gateway(Manager):
                       "env": {"WORK_ITERS": str(self.work_iters)}} for n in (1, 2)]
         (self.workdir / "pb_processes.json").write_text(json.dumps({"processes": processes}, indent=2))
         out = self.workdir / "pocketbase.out"
-        self.proc = start_logged([self.binary, "serve", "--dev=false", "--dir", self.workdir / "pb_data",
-                                  "--http", f"127.0.0.1:{self.port}"], out)
+        self.proc = serve_pocketbase(self.binary, self.workdir / "pb_data", self.port, out)
         for n in (1, 2):
             wait_for(lambda n=n: http_ok(self.url(n)) or self.proc.poll() is not None, 60,
                      f"gateway route /api/cpu{n}", interval=0.2)

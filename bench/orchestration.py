@@ -31,7 +31,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 
 from gateway import fmt, json_request, markdown  # noqa: E402
-from supervisor import free_port, http_ok, run_logged, run_main, start_logged, step, wait_for  # noqa: E402
+from supervisor import free_port, run_logged, run_main, serve_pocketbase, step, wait_for  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REPO = BENCH_DIR.parent
@@ -74,11 +74,7 @@ class Server:
         out = self.dir / "pocketbase.out"
         run_logged([self.binary, "superuser", "upsert", *SUPERUSER, "--dir", self.dir / "pb_data"], out)
         began = time.monotonic()
-        self.proc = start_logged([self.binary, "serve", "--dev=false", "--processesQuiet", "--dir", self.dir / "pb_data",
-                                  "--http", f"127.0.0.1:{self.port}"], out)
-        wait_for(lambda: http_ok(f"{self.base}/api/health") or self.proc.poll() is not None, 60, "PocketBase", 0.02)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"pocketbase exited; see {out}")
+        self.proc = serve_pocketbase(self.binary, self.dir / "pb_data", self.port, out, extra=("--processesQuiet",))
         self.token = json_request(f"{self.base}/api/collections/_superusers/auth-with-password", "POST",
                                   {"identity": SUPERUSER[0], "password": SUPERUSER[1]})["token"]
         return began

@@ -38,7 +38,7 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
 
 from gateway import fmt, json_request, markdown, ratio  # noqa: E402
 from supervisor import (  # noqa: E402
-    PM2, PM2_CLI, Manager, free_port, http_ok, percentile, run_logged, run_main, start_logged,
+    PM2, PM2_CLI, Manager, free_port, http_ok, percentile, run_logged, run_main, serve_pocketbase,
     step, wait_for,
 )
 
@@ -81,11 +81,8 @@ class Processman(Manager):
         (self.workdir / "pb_processes.json").write_text(json.dumps({"processes": processes}, indent=2))
         out = self.workdir / "pocketbase.out"
         run_logged([self.binary, "superuser", "upsert", *SUPERUSER, "--dir", self.data_dir], out)
-        self.proc = start_logged([self.binary, "serve", "--dev=false", "--dir", self.data_dir,
-                                  "--http", f"127.0.0.1:{self.port}"], out)
+        self.proc = serve_pocketbase(self.binary, self.data_dir, self.port, out)
         base = f"http://127.0.0.1:{self.port}"
-        wait_for(lambda: http_ok(f"{base}/api/health") or self.proc.poll() is not None, 60,
-                 "PocketBase health endpoint", interval=0.2)
         for name in ("py", "node"):
             wait_for(lambda n=name: http_ok(self.url(n)) or self.proc.poll() is not None, 60,
                      f"gateway route → {name}", interval=0.2)

@@ -204,6 +204,20 @@ def start_logged(argv, log_path, env=None):
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
+def serve_pocketbase(binary, data_dir, port, log_path, extra=()):
+    """Starts `pocketbase serve` on 127.0.0.1:port and waits for its health
+    endpoint. --dev=false is already a built binary's default, but
+    PocketBase turns dev mode (every log record and SQL statement printed)
+    on for a binary under the temp dir, as for `go run`."""
+    proc = start_logged([binary, "serve", "--dev=false", *extra, "--dir", data_dir,
+                         "--http", f"127.0.0.1:{port}"], log_path)
+    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/api/health") or proc.poll() is not None, 60,
+             "PocketBase health endpoint", interval=0.05)
+    if proc.poll() is not None:
+        raise RuntimeError(f"pocketbase exited; see {log_path}")
+    return proc
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -54,6 +55,7 @@ type Routes struct {
 	prefixes  map[string]*Proxy // the mounted routes, by prefix
 	static    map[string]bool   // prefixes registered on the router by Add
 	router    *router.Router[*core.RequestEvent]
+	table     atomic.Pointer[[]mounted] // what dispatch reads: prefixes, as a snapshot
 }
 
 // RoutesConfig is what every route of a Routes shares.
@@ -143,6 +145,7 @@ func (rs *Routes) Add(r *router.Router[*core.RequestEvent], route Route, backend
 	proxy := rs.Mount(route, backends...)
 	rs.mu.Lock()
 	rs.static[route.Prefix] = true
+	rs.publish()
 	bound := rs.router == r
 	rs.mu.Unlock()
 	if !bound {
@@ -213,6 +216,7 @@ func (rs *Routes) Close() error {
 	rs.mu.Lock()
 	dir, proxies := rs.socketDir, rs.proxies
 	rs.socketDir, rs.proxies, rs.prefixes = "", map[string]*Proxy{}, map[string]*Proxy{}
+	rs.publish()
 	rs.mu.Unlock()
 	for _, p := range proxies {
 		p.closeIdle()

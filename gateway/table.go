@@ -37,25 +37,48 @@ func (rs *Routes) Bind(r *router.Router[*core.RequestEvent]) {
 // dispatch serves a request under a mounted prefix, and passes the others
 // on.
 func (rs *Routes) dispatch(e *core.RequestEvent) error {
-	proxy := rs.match(e.Request.URL.Path)
-	if proxy == nil {
+	m := rs.match(e.Request.URL.Path)
+	if m == nil {
 		return e.Next()
 	}
-	e.Set(skipActivityLogKey, true)
-	return proxy.Handle(e)
+	if !m.static {
+		// A prefix registered by Add has the activity logger unbound;
+		// one mounted later reaches here through PocketBase's catch-all.
+		e.Set(skipActivityLogKey, true)
+	}
+	return m.proxy.Handle(e)
 }
 
-// match returns the proxy whose prefix path is, or is under; routes never
-// overlap.
-func (rs *Routes) match(path string) *Proxy {
-	rs.mu.RLock()
-	defer rs.mu.RUnlock()
-	for prefix, proxy := range rs.prefixes {
-		if strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/') {
-			return proxy
+// mounted is one entry of the routing table.
+type mounted struct {
+	prefix string
+	proxy  *Proxy
+	static bool // registered on the router by Add
+}
+
+// match returns the route whose prefix path is, or is under; routes never
+// overlap. It reads a snapshot, without a lock.
+func (rs *Routes) match(path string) *mounted {
+	table := rs.table.Load()
+	if table == nil {
+		return nil
+	}
+	for i := range *table {
+		m := &(*table)[i]
+		if strings.HasPrefix(path, m.prefix) && (len(path) == len(m.prefix) || path[len(m.prefix)] == '/') {
+			return m
 		}
 	}
 	return nil
+}
+
+// publish makes a new snapshot of the table for match; rs.mu is held.
+func (rs *Routes) publish() {
+	table := make([]mounted, 0, len(rs.prefixes))
+	for prefix, proxy := range rs.prefixes {
+		table = append(table, mounted{prefix: prefix, proxy: proxy, static: rs.static[prefix]})
+	}
+	rs.table.Store(&table)
 }
 
 // notMounted answers a request to a prefix registered on PocketBase's
@@ -72,6 +95,7 @@ func (rs *Routes) Mount(route Route, backends ...Backend) *Proxy {
 	rs.mu.Lock()
 	rs.proxies[route.Process] = proxy
 	rs.prefixes[route.Prefix] = proxy
+	rs.publish()
 	rs.mu.Unlock()
 	return proxy
 }
@@ -85,6 +109,7 @@ func (rs *Routes) Remove(process string) {
 	if proxy != nil {
 		delete(rs.prefixes, proxy.Route)
 	}
+	rs.publish()
 	rs.mu.Unlock()
 	if proxy != nil {
 		proxy.closeIdle()

@@ -3,6 +3,7 @@ package processman
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
 	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/gateway/identity"
@@ -63,6 +65,11 @@ const maxJSAnswer = 32 << 20
 //	$processman.reload("agent")   // a new copy takes over, no downtime
 //	$processman.restart("worker:1")
 //	$processman.stop("worker"); $processman.start("worker")
+//
+// and apply, which applies the edited config file (see Apply) and returns
+// its changes, throwing with every error when the file has any:
+//
+//	const result = $processman.apply() // result.changes[i].process, .action
 func JSBindings(app core.App) map[string]any {
 	action := func(verb string, do func(*supervisor.Manager, context.Context, string) error) func(string) error {
 		return func(name string) error {
@@ -86,6 +93,18 @@ func JSBindings(app core.App) map[string]any {
 		"stop":    action("stop", (*supervisor.Manager).Stop),
 		"restart": action("restart", (*supervisor.Manager).Restart),
 		"reload":  action("reload", (*supervisor.Manager).Reload),
+		"apply": func() (ApplyResult, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), control.MaxActionWait)
+			defer cancel()
+			result, err := Apply(ctx, app)
+			if errors.Is(err, ErrApplyInvalid) {
+				return result, fmt.Errorf("$processman.apply(): %w:\n%s", err, config.Errors(result.Errors).Error())
+			}
+			if err != nil {
+				return result, fmt.Errorf("$processman.apply(): %w", err)
+			}
+			return result, nil
+		},
 	}
 }
 

@@ -744,6 +744,15 @@ routerAdd("GET", "/api/hook/system", (e) => {
     return e.json(200, $processman.send({process: "py", path: "/echo/system"}).json)
 })
 
+routerAdd("POST", "/api/hook/apply", (e) => {
+    try {
+        const result = $processman.apply()
+        return e.json(200, {changes: result.changes.map((c) => c.process + " " + c.action)})
+    } catch (err) {
+        return e.json(200, {error: String(err)})
+    }
+})
+
 routerAdd("GET", "/api/hook/unknown", (e) => {
     try {
         $processman.send({process: "nope"})
@@ -776,3 +785,14 @@ def test_js_hooks_call_a_sidecar(pocketbase, tmp_path):
 
     err = call(pb, "GET", "/api/hook/unknown").json()["error"]
     assert 'no routed process "nope"' in err, err
+
+    # $processman.apply(): the edited file, then a broken one (it throws).
+    config = json.loads((base / "pb_processes.json").read_text())
+    config["processes"].append({"name": "extra", "script": "sleep", "args": ["600"],
+                                "env": {"E2E_MARKER": pb.marker}})
+    (base / "pb_processes.json").write_text(json.dumps(config))
+    applied = call(pb, "POST", "/api/hook/apply").json()
+    assert applied.get("changes") == ["py unchanged", "extra added"], applied
+    (base / "pb_processes.json").write_text(json.dumps([{"name": "py", "script": "x", "depends_on": ["ghost"]}]))
+    refused = call(pb, "POST", "/api/hook/apply").json()
+    assert "nothing was changed" in refused.get("error", "") and "ghost" in refused["error"], refused

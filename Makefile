@@ -10,12 +10,17 @@ VENV     := .venv
 COMPAT   := compat/pocketbase-v0.35.mod
 HTTP     ?= 127.0.0.1:8090
 
+# The version of the binary, the wheels and the npm packages.
+VERSION  := $(shell cat VERSION)
+COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 NPM_CI   := npm ci --no-audit --no-fund --loglevel=error
 PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances bench-orchestration clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances bench-orchestration bench-dist dist test-dist clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -37,7 +42,7 @@ $(AISDK)/node_modules/.installed: $(AISDK)/package-lock.json sdk/node/package.js
 	touch $@
 
 build:
-	$(GO) build -o $(BIN) ./cmd/pocketbase
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pocketbase
 
 # The Python virtualenv for the end-to-end tests, rebuilt when its
 # requirements change.
@@ -110,7 +115,17 @@ fuzz:
 test-reliability: build $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/reliability
 
-test: vet test-go test-compat test-fuzz test-sdk test-e2e test-reliability test-deploy
+# The wheels and npm packages of the ready binary (every platform), checked,
+# then installed outside the repository and run without Go (Linux).
+dist: $(VENV)/.installed
+	$(PYTHON) packaging/build.py --out dist
+	$(VENV)/bin/twine check --strict dist/*.whl
+	$(PYTHON) packaging/check.py dist
+
+test-dist: dist
+	$(VENV)/bin/pytest -q tests/dist
+
+test: vet test-go test-compat test-fuzz test-sdk test-e2e test-reliability test-deploy test-dist
 
 bench:
 	bench/run
@@ -133,5 +148,8 @@ bench-instances:
 bench-orchestration: build
 	$(PYTHON) bench/orchestration.py
 
+bench-dist: dist
+	$(PYTHON) bench/dist.py
+
 clean:
-	rm -rf bin examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules $(DESIGN_NODE)/node_modules
+	rm -rf bin dist examples/pb_data $(AGNO)/.venv $(AISDK)/node_modules sdk/python/.venv sdk/node/node_modules $(DESIGN_NODE)/node_modules

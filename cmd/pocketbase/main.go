@@ -27,6 +27,7 @@ import (
 
 func main() {
 	app := pocketbase.New()
+	app.RootCmd.Version = versionText()
 
 	var hooksDir, migrationsDir, publicDir string
 	var hooksWatch, automigrate, indexFallback bool

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// `npx processman ARGS`: the same launcher as `npx pocketbase ARGS`.
+import "./pocketbase.js";

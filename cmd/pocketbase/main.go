@@ -43,7 +43,11 @@ func main() {
 
 	// processman adds its own --processes flag and the `pm` command.
 	processman.MustRegister(app, app.RootCmd, processman.Config{})
-	dashboard.MustRegister(app) // the dashboard's Processes page
+	// The dashboard's Processes page. A PocketBase without dashboard UI
+	// extensions (before v0.37, and forks of those) gets everything else.
+	if err := dashboard.Register(app); err != nil {
+		log.Printf("%v: the dashboard has no Processes page; processes, routes, the control API and `pocketbase pm` work as usual", err)
+	}
 
 	_ = app.RootCmd.ParseFlags(os.Args[1:])
 

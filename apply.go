@@ -3,7 +3,6 @@ package processman
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -80,10 +79,8 @@ func (r *applied) apply(ctx context.Context) (ApplyResult, error) {
 	for _, p := range next {
 		after[p.Name] = true
 	}
-	goNames := map[string]bool{}
-	for _, p := range r.procs[oldCount:] {
-		goNames[p.Name] = true
-	}
+	// Go code's processes are never in current or next: a file entry of
+	// one's name is a duplicate, which load reports and apply refuses.
 
 	change := func(name, action, detail string, err error) {
 		c := ApplyChange{Process: name, Action: action, Detail: detail}
@@ -115,8 +112,6 @@ func (r *applied) apply(ctx context.Context) (ApplyResult, error) {
 	for _, p := range next {
 		i, existed := before[p.Name]
 		switch {
-		case goNames[p.Name]:
-			change(p.Name, ApplyFailed, "", fmt.Errorf("a process named %q is registered from Go code, which apply does not touch", p.Name))
 		case !existed:
 			change(p.Name, ApplyAdded, routeDetail("", p.Route), r.addProcess(p))
 		case len(r.errs.ForIndex(i)) == 0 && reflect.DeepEqual(current[i], p):

@@ -47,6 +47,51 @@ func echoPid(t *testing.T, url string) (int, int) {
 	return resp.StatusCode, got.Pid
 }
 
+// steady is a client calling a route from several goroutines until end:
+// the calls, those that did not answer 200, and the slowest.
+type steady struct {
+	failed, total atomic.Int32
+	slowest       atomic.Int64 // nanoseconds
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+// steadyClient starts n goroutines that GET url, pausing pause between
+// calls, until end.
+func steadyClient(t *testing.T, url string, n int, pause time.Duration) *steady {
+	c := &steady{stop: make(chan struct{})}
+	for range n {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			for {
+				select {
+				case <-c.stop:
+					return
+				default:
+				}
+				start := time.Now()
+				status, _ := echoPid(t, url)
+				took := int64(time.Since(start))
+				c.total.Add(1)
+				if status != 200 {
+					c.failed.Add(1)
+				}
+				for cur := c.slowest.Load(); took > cur && !c.slowest.CompareAndSwap(cur, took); cur = c.slowest.Load() {
+				}
+				time.Sleep(pause)
+			}
+		}()
+	}
+	return c
+}
+
+// end stops the client and waits for its calls.
+func (c *steady) end() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
 // Three instances each get their index and socket, and share the route's
 // requests; a killed instance loses no request that had not reached it.
 func TestInstancesShareTheRoute(t *testing.T) {
@@ -95,27 +140,7 @@ func TestInstancesShareTheRoute(t *testing.T) {
 	}
 
 	// kill instance 1 under a steady client: no request fails
-	var failed, total atomic.Int32
-	stop := make(chan struct{})
-	var client sync.WaitGroup
-	for range 4 {
-		client.Add(1)
-		go func() {
-			defer client.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				status, _ := echoPid(t, s.url+"/api/side/x")
-				total.Add(1)
-				if status != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	client := steadyClient(t, s.url+"/api/side/x", 4, 0)
 	time.Sleep(200 * time.Millisecond)
 	victim := procs[1].Status().Pid
 	if proc, err := os.FindProcess(victim); err == nil {
@@ -126,10 +151,9 @@ func TestInstancesShareTheRoute(t *testing.T) {
 		return st.Ready && st.Pid != victim
 	})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	client.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed while an instance was killed", failed.Load(), total.Load())
+	client.end()
+	if client.failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed while an instance was killed", client.failed.Load(), client.total.Load())
 	}
 	if procs[0].Status().Restarts != 0 || procs[2].Status().Restarts != 0 {
 		t.Error("the other instances restarted")
@@ -157,40 +181,13 @@ func TestReloadUnderLoad(t *testing.T) {
 		streamDone <- string(body)
 	}()
 
-	var failed, total atomic.Int32
-	var slowest atomic.Int64
-	stop := make(chan struct{})
-	var client sync.WaitGroup
-	for range 4 {
-		client.Add(1)
-		go func() {
-			defer client.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				start := time.Now()
-				status, _ := echoPid(t, s.url+"/api/side/x")
-				took := time.Since(start)
-				total.Add(1)
-				if status != 200 {
-					failed.Add(1)
-				}
-				for cur := slowest.Load(); int64(took) > cur && !slowest.CompareAndSwap(cur, int64(took)); cur = slowest.Load() {
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	}
+	client := steadyClient(t, s.url+"/api/side/x", 4, 5*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	if err := processman.Manager(s.app).Reload(context.Background(), "side"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	client.Wait()
+	client.end()
 
 	for i, p := range procs {
 		st := p.Status()
@@ -198,10 +195,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Errorf("%s after the reload: %+v", p.Ref(), st)
 		}
 	}
-	if failed.Load() != 0 || total.Load() < 50 {
-		t.Errorf("%d of %d requests failed during the reload", failed.Load(), total.Load())
+	if client.failed.Load() != 0 || client.total.Load() < 50 {
+		t.Errorf("%d of %d requests failed during the reload", client.failed.Load(), client.total.Load())
 	}
-	if d := time.Duration(slowest.Load()); d > 500*time.Millisecond {
+	if d := time.Duration(client.slowest.Load()); d > 500*time.Millisecond {
 		t.Errorf("a request waited %v during the reload", d)
 	}
 	select {

@@ -117,24 +117,6 @@ func localURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// sqliteEnv points children at PocketBase's SQLite database: DB_DSN, a
-// read-only file: URI that Python's sqlite3 (uri=True) and SQLite itself
-// open as it is, and PB_DB_PATH, the file.
-func sqliteEnv(app core.App) map[string]string {
-	path := filepath.Join(absPath(app.DataDir()), "data.db")
-	return map[string]string{
-		"PB_DB_DRIVER": "sqlite",
-		"DB_DSN":       sqliteDSN(path),
-		"PB_DB_PATH":   path,
-	}
-}
-
-// sqliteDSN is the read-only SQLite URI of a database file:
-// file:///srv/pb_data/data.db?mode=ro, the path percent-escaped.
-func sqliteDSN(path string) string {
-	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: "mode=ro"}).String()
-}
-
 func absPath(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		return abs

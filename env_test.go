@@ -95,20 +95,12 @@ func TestChildEnvironmentIsTheDocumentedOne(t *testing.T) {
 	}
 }
 
-func TestPocketBasePortAndDSN(t *testing.T) {
+func TestPocketBasePort(t *testing.T) {
 	for url, port := range map[string]string{
 		"http://127.0.0.1:8090": "8090", "https://example.com": "443", "http://example.com": "80", "http://[::1]:9000": "9000",
 	} {
 		if got := urlPort(url); got != port {
 			t.Errorf("urlPort(%s) = %q, want %q", url, got, port)
-		}
-	}
-	for path, dsn := range map[string]string{
-		"/srv/pb_data/data.db":             "file:///srv/pb_data/data.db?mode=ro",
-		"/srv/my data/#1?/pb_data/data.db": "file:///srv/my%20data/%231%3F/pb_data/data.db?mode=ro",
-	} {
-		if got := sqliteDSN(path); got != dsn {
-			t.Errorf("sqliteDSN(%s) = %s, want %s", path, got, dsn)
 		}
 	}
 }

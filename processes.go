@@ -47,10 +47,14 @@ type wiring struct {
 // each child's environment.
 func (ps *processes) add(proc config.Process, errs config.Errors, env childEnv, route *routeEnv) error {
 	full := proc.WithDefaults()
+	file := ps.logPath(full)
+	if len(errs) > 0 {
+		file = "" // an errored entry's log_file may be the very path its error is about
+	}
 	out, err := logs.NewOutput(logs.Options{
 		Process:     proc.Name,
 		Instances:   full.Instances,
-		File:        ps.logPath(full),
+		File:        file,
 		MaxSizeMB:   full.LogMaxSizeMB,
 		MaxFiles:    full.LogMaxFiles,
 		Logger:      ps.storeLogger(),

@@ -93,11 +93,12 @@ type Config struct {
 	AutoApply bool
 
 	// DatabaseEnv returns the variables that tell children where the
-	// database is. If not set, they are those of the SQLite file
-	// pb_data/data.db: DB_DSN (a read-only file: URI), PB_DB_DRIVER
-	// (sqlite) and PB_DB_PATH. Forks that use another database can return
-	// their connection variables; the children also inherit PocketBase's
-	// own environment, so variables such as a fork's DSN pass through as is.
+	// database is. If not set, they are database.Env's, of the database
+	// the app actually uses: for SQLite, DB_DSN (a read-only file: URI of
+	// pb_data/data.db), PB_DB_DRIVER (sqlite) and PB_DB_PATH; for a
+	// PostgreSQL fork, DB_DSN (a postgres:// URL of its data database)
+	// and PB_DB_DRIVER (postgres). Set it for a database processman does
+	// not know; the children also inherit PocketBase's own environment.
 	DatabaseEnv func(app core.App) map[string]string
 }
 

@@ -3,6 +3,7 @@ package processman_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/processman/processman"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/database"
 	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/supervisor"
 )
@@ -116,9 +118,6 @@ func TestChildEnvironment(t *testing.T) {
 		"PB_URL":                    s.url,
 		"PB_DATA_DIR":               dataDir,
 		"PB_PROCESS_NAME":           "envcheck",
-		"PB_DB_PATH":                filepath.Join(dataDir, "data.db"),
-		"DB_DSN":                    "file://" + filepath.Join(dataDir, "data.db") + "?mode=ro",
-		"PB_DB_DRIVER":              "sqlite",
 		"PB_PORT":                   s.url[strings.LastIndex(s.url, ":")+1:],
 		"PYTHONUNBUFFERED":          "1",
 		"INHERITED_FROM_POCKETBASE": "yes",
@@ -126,6 +125,20 @@ func TestChildEnvironment(t *testing.T) {
 		"SECRET_KEY":                "s3cr3t value",
 		"OVERRIDDEN":                "from-env",
 		"EXTRA":                     "1",
+	}
+	if database.Driver(s.app) == database.Postgres {
+		// The data database of a PostgreSQL fork, and no SQLite file.
+		if dsn := got.Env["DB_DSN"]; !strings.HasPrefix(dsn, "postgres://") || !strings.Contains(dsn, "/"+currentDatabase(t, s.app)+"?") {
+			t.Errorf("DB_DSN = %q, want the URL of database %s", dsn, currentDatabase(t, s.app))
+		}
+		if path, given := got.Env["PB_DB_PATH"]; given {
+			t.Errorf("PB_DB_PATH = %q on PostgreSQL", path)
+		}
+		want["PB_DB_DRIVER"] = database.Postgres
+	} else {
+		want["PB_DB_PATH"] = filepath.Join(dataDir, "data.db")
+		want["DB_DSN"] = "file://" + filepath.Join(dataDir, "data.db") + "?mode=ro"
+		want["PB_DB_DRIVER"] = database.SQLite
 	}
 	for k, v := range want {
 		if got.Env[k] != v {
@@ -402,10 +415,24 @@ func TestLogFileNeverWritesIntoPocketBasesData(t *testing.T) {
 	}
 	waitState(t, s.process("ok"), supervisor.Online)
 	data, err := os.ReadFile(filepath.Join(s.dir, "pb_data", "data.db"))
-	if err != nil || !strings.HasPrefix(string(data), "SQLite format 3") || strings.Contains(string(data), "into the database") {
-		t.Fatalf("PocketBase's database was written to: %v", err)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && database.Driver(s.app) == database.Postgres:
+		// A PostgreSQL fork has no data.db, and the errored entry did
+		// not create one.
+	case err != nil || !strings.HasPrefix(string(data), "SQLite format 3") || strings.Contains(string(data), "into the database"):
+		t.Fatalf("PocketBase's database was written to: %v (%d bytes: %.40q)", err, len(data), data)
 	}
 	if _, err := s.app.FindAllCollections(); err != nil {
 		t.Errorf("PocketBase cannot read its collections: %v", err)
 	}
+}
+
+// currentDatabase is the name of the database app's connection is on.
+func currentDatabase(t *testing.T, app core.App) string {
+	t.Helper()
+	var name string
+	if err := app.DB().NewQuery("SELECT current_database()").Row(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/database"
 	"github.com/processman/processman/metrics"
 	"github.com/processman/processman/supervisor"
 	"github.com/spf13/cobra"
@@ -115,7 +116,7 @@ func (c Config) withDefaults() Config {
 		c.LogStoreBurst = 500
 	}
 	if c.DatabaseEnv == nil {
-		c.DatabaseEnv = sqliteEnv
+		c.DatabaseEnv = database.Env
 	}
 	return c
 }

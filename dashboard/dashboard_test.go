@@ -10,8 +10,8 @@ import (
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tests"
 	"github.com/processman/processman/dashboard"
+	"github.com/processman/processman/internal/testutil"
 )
 
 // pocketBaseHasUIExtensions asks PocketBase itself, not the reflection
@@ -19,11 +19,7 @@ import (
 // /_/extensions.js even when no extension is registered.
 func pocketBaseHasUIExtensions(t *testing.T) bool {
 	t.Helper()
-	app, err := tests.NewTestApp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Cleanup()
+	app := testutil.NewApp(t, t.TempDir())
 	code, _, _ := get(t, serve(t, app), "/_/extensions.js")
 	return code == http.StatusOK
 }
@@ -57,13 +53,9 @@ func get(t *testing.T, handler http.Handler, path string) (int, string, http.Hea
 }
 
 func TestRegister(t *testing.T) {
-	app, err := tests.NewTestApp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Cleanup()
+	app := testutil.NewApp(t, t.TempDir())
 
-	err = dashboard.Register(app)
+	err := dashboard.Register(app)
 	if !pocketBaseHasUIExtensions(t) {
 		if !errors.Is(err, dashboard.ErrUnsupported) {
 			t.Fatalf("Register on a PocketBase without UI extensions: got %v, want ErrUnsupported", err)
@@ -103,11 +95,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestRegisterTwice(t *testing.T) {
-	app, err := tests.NewTestApp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Cleanup()
+	app := testutil.NewApp(t, t.TempDir())
 	if !pocketBaseHasUIExtensions(t) {
 		t.Skip("this PocketBase has no UI extensions (TestRegister checks the error)")
 	}

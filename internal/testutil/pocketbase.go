@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pocketbase/dbx"
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
@@ -16,14 +21,61 @@ import (
 // NewApp returns a bootstrapped PocketBase app with its data in dir/pb_data.
 // Every test app is made here, so that the tests run the same way against
 // upstream PocketBase and against forks whose apps need more than a data
-// dir.
+// dir: on a PostgreSQL fork (a BaseAppConfig with PostgresURL) the app gets
+// two fresh databases on the server of $POSTGRES_URL, dropped at the end
+// of the test.
 func NewApp(t testing.TB, dir string) *core.BaseApp {
 	t.Helper()
-	app := core.NewBaseApp(core.BaseAppConfig{DataDir: filepath.Join(dir, "pb_data")})
+	cfg := core.BaseAppConfig{DataDir: filepath.Join(dir, "pb_data")}
+	if forkNeedsPostgres(&cfg) {
+		usePostgres(t, &cfg)
+	}
+	app := core.NewBaseApp(cfg)
 	if err := app.Bootstrap(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = app.ResetBootstrapState() })
 	return app
+}
+
+// forkNeedsPostgres reports whether this PocketBase is a fork that stores
+// its data in PostgreSQL, configured by BaseAppConfig.PostgresURL.
+func forkNeedsPostgres(cfg *core.BaseAppConfig) bool {
+	return reflect.ValueOf(cfg).Elem().FieldByName("PostgresURL").IsValid()
+}
+
+// databases counts the test databases of this test binary, so that their
+// names are unique across parallel tests.
+var databases atomic.Int64
+
+// usePostgres points cfg at two new databases of the server $POSTGRES_URL
+// names (the fork creates them on connect) and drops them at the end of
+// the test.
+func usePostgres(t testing.TB, cfg *core.BaseAppConfig) {
+	t.Helper()
+	server := os.Getenv("POSTGRES_URL")
+	if server == "" {
+		t.Fatal("this PocketBase stores its data in PostgreSQL: set POSTGRES_URL to a server the tests may create databases on (make test-fork starts one)")
+	}
+	prefix := fmt.Sprintf("pmtest_%d_%d", os.Getpid(), databases.Add(1))
+	names := map[string]string{"PostgresURL": server, "PostgresDataDB": prefix + "_data", "PostgresAuxDB": prefix + "_aux"}
+	fields := reflect.ValueOf(cfg).Elem()
+	for field, value := range names {
+		fields.FieldByName(field).SetString(value)
+	}
+	t.Cleanup(func() {
+		db, err := dbx.Open("pgx", server)
+		if err != nil {
+			t.Errorf("drop the test databases: %v", err)
+			return
+		}
+		defer db.Close()
+		for _, name := range []string{names["PostgresDataDB"], names["PostgresAuxDB"]} {
+			if _, err := db.NewQuery(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`).Execute(); err != nil {
+				t.Errorf("drop database %s: %v", name, err)
+			}
+		}
+	})
 }
 
 // Server is a real PocketBase serving HTTP on a free loopback port.

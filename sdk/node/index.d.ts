@@ -125,6 +125,50 @@ export declare function resolveListen(options?: ServeOptions, env?: NodeJS.Proce
 /** The index of this instance of its process (PB_INSTANCE, else NODE_APP_INSTANCE), 0 when unset. */
 export declare function instance(env?: NodeJS.ProcessEnv): number;
 
+/** Which database processman told this process about (PB_DB_DRIVER, DB_DSN, PB_DB_PATH). */
+export interface DatabaseTarget {
+  driver: "sqlite" | "postgres";
+  /** The SQLite file, or the PostgreSQL URL (it may hold a password). */
+  target: string;
+}
+
+/** The database of PB_DB_DRIVER / DB_DSN / PB_DB_PATH; throws an Error naming a missing or unusable variable. */
+export declare function database(env?: NodeJS.ProcessEnv): DatabaseTarget;
+
+export interface ConnectReadonlyOptions {
+  /** Open this SQLite file instead of the one processman names. */
+  path?: string;
+  /** Replaces process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** How long connecting to PostgreSQL may take (default 5000). */
+  timeoutMs?: number;
+}
+
+/** The part of pg.Client a read-only connection uses (placeholders $1, $2, ...). */
+export interface PostgresReadonlyClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  end(): Promise<void>;
+}
+
+/** The part of node:sqlite's DatabaseSync and better-sqlite3's Database it shares (placeholders ?). */
+export interface SQLiteReadonlyDatabase {
+  prepare(sql: string): { get(...params: unknown[]): unknown; all(...params: unknown[]): unknown[] };
+  close(): void;
+}
+
+/**
+ * Opens PocketBase's database read-only: a connected pg.Client with
+ * default_transaction_read_only on (PostgreSQL; needs `npm install pg`), or
+ * node:sqlite / better-sqlite3 opened read-only (SQLite; on Node < 22.5 needs
+ * `npm install better-sqlite3`). Check `database().driver` to know which.
+ */
+export declare function connectReadonly(options?: ConnectReadonlyOptions): Promise<PostgresReadonlyClient | SQLiteReadonlyDatabase>;
+
+/** What installs PostgreSQL support: "npm install pg". */
+export declare const POSTGRES_PACKAGE: string;
+/** What installs SQLite support on Node < 22.5: "npm install better-sqlite3". */
+export declare const SQLITE_PACKAGE: string;
+
 export declare const DEFAULT_SHUTDOWN_TIMEOUT_MS: number;
 export declare const DEFAULT_DEV_PORT: number;
 

@@ -12,6 +12,7 @@
 export { serve, resolveListen, parseDevUser, instance, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_DEV_PORT } from "./serve.js";
 export { getUser, currentUser, GUEST } from "./user.js";
 export { pocketbaseFor, userFromToken } from "./client.js";
+export { connectReadonly, database, POSTGRES_PACKAGE, SQLITE_PACKAGE } from "./db.js";
 export {
   verify,
   signHeaders,

@@ -15,6 +15,8 @@ import {
   signHeaders,
   type User,
   type Sidecar,
+  connectReadonly,
+  database,
 } from "@processman/sidecar";
 
 async function examples(): Promise<void> {
@@ -76,3 +78,19 @@ async function examples(): Promise<void> {
 }
 
 void examples;
+
+async function readDatabase(): Promise<void> {
+  const { driver } = database();
+  const db = await connectReadonly();
+  if (driver === "postgres" && "query" in db) {
+    const { rows } = await db.query("SELECT id FROM notes WHERE id = $1", ["n1"]);
+    console.log(rows[0]?.id);
+    await db.end();
+  } else if ("prepare" in db) {
+    console.log(db.prepare("SELECT id FROM notes WHERE id = ?").get("n1"));
+    db.close();
+  }
+  // @ts-expect-error the options take a path, not a number
+  await connectReadonly({ path: 1 });
+}
+void readDatabase;

@@ -28,7 +28,7 @@ from .client import (
     Record,
     user_from_token,
 )
-from .db import connect_readonly
+from .db import POSTGRES_EXTRA, Database, connect_readonly, database
 from .env import DEFAULT_DEV_PORT, DEFAULT_SHUTDOWN_TIMEOUT, Environment, instance
 from .identity import (
     GUEST,
@@ -60,9 +60,11 @@ __all__ = [
     "HEADER_GATEWAY_PROOF",
     "HEADER_GATEWAY_TIME",
     "MAX_SKEW_SECONDS",
+    "POSTGRES_EXTRA",
     "AsyncCollection",
     "AsyncPocketBase",
     "Collection",
+    "Database",
     "DevUser",
     "Environment",
     "IdentityError",
@@ -76,6 +78,7 @@ __all__ = [
     "canonical_string",
     "connect_readonly",
     "current_user",
+    "database",
     "instance",
     "serve",
     "sign",

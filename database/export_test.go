@@ -1,0 +1,4 @@
+package database
+
+// DetectPostgres reads the PostgreSQL settings whatever app's driver is.
+var DetectPostgres = postgres

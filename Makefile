@@ -20,7 +20,7 @@ PIP      := pip install --quiet --disable-pip-version-check
 # apt-get for Debian packages, through sudo unless already root.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances bench-orchestration bench-dist dist test-dist clean
+.PHONY: run build examples test test-go test-compat test-sdk test-e2e test-deploy test-fuzz test-reliability test-fork fuzz vet browser bench bench-gateway bench-control bench-agents bench-reload bench-instances bench-orchestration bench-dist dist test-dist clean
 
 run: build examples
 	./$(BIN) serve --dir examples/pb_data --http $(HTTP)
@@ -124,6 +124,15 @@ dist: $(VENV)/.installed
 
 test-dist: dist
 	$(VENV)/bin/pytest -q tests/dist
+
+# The plugin, its Go tests and the ready binary against a PostgreSQL fork
+# of PocketBase (a source directory or .tar.gz; default: the snapshot in
+# ../shared/forks), on a PostgreSQL 17 from npm that the target starts and
+# stops (docs/forks.md).
+FORK_SRC ?= $(firstword $(wildcard ../shared/forks/*.tar.gz))
+test-fork: $(VENV)/.installed sdk/python/.venv/.installed sdk/node/node_modules/.installed
+	@[ -n "$(FORK_SRC)" ] || { echo "test-fork: no fork source: give FORK_SRC=<dir or .tar.gz>"; exit 2; }
+	$(PYTHON) tests/fork/run.py $(FORK_SRC)
 
 test: vet test-go test-compat test-fuzz test-sdk test-e2e test-reliability test-deploy test-dist
 

@@ -13,6 +13,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/database"
 	"github.com/processman/processman/gateway"
 	"github.com/processman/processman/internal/asynclog"
 	"github.com/processman/processman/supervisor"
@@ -191,7 +192,7 @@ func (r *run) watchConfig() {
 // writeServerInfo records where PocketBase serves for the CLI; a failure
 // only costs the CLI its default address, so it is logged, not returned.
 func (r *run) writeServerInfo(url string) {
-	path, err := control.WriteServerInfo(r.app.DataDir(), control.ServerInfo{URL: url, Pid: os.Getpid()})
+	path, err := control.WriteServerInfo(r.app.DataDir(), control.ServerInfo{URL: url, Pid: os.Getpid(), Database: databaseIdentity(r.app)})
 	if err != nil {
 		r.logger.Warn("processman: cannot write the server info file for the CLI", "file", path, "error", err.Error())
 		return
@@ -231,4 +232,10 @@ func (r *run) close(ctx context.Context) {
 	// PocketBase writes its last batch of records after this; ours are in
 	// it.
 	r.logHandler.Flush(logFlushTimeout)
+}
+
+// databaseIdentity names the app's database for the server info file.
+func databaseIdentity(app core.App) string {
+	info, _ := database.Detect(app)
+	return info.Identity()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/database"
 	"github.com/processman/processman/internal/testutil"
 	"github.com/processman/processman/supervisor"
 )
@@ -121,8 +122,33 @@ func TestCredentials(t *testing.T) {
 			t.Errorf("the local token is not the superuser's: %v", err)
 		}
 		c, err = (&flags{url: srv.URL}).client(context.Background(), empty)
-		if err != nil || c.Token != "" {
+		if database.Driver(empty) == database.Postgres {
+			// Without a superuser, a fork's pm was most likely run
+			// without the server's database settings: it says so.
+			if err == nil || !strings.Contains(err.Error(), "no superuser in the PostgreSQL database") || !strings.Contains(err.Error(), "POSTGRES_URL") {
+				t.Errorf("a database without a superuser: %v", err)
+			}
+		} else if err != nil || c.Token != "" {
 			t.Errorf("a pb_data without a superuser gave token %q, %v", c.Token, err)
+		}
+	})
+	t.Run("another database than the server's says which settings to give", func(t *testing.T) {
+		clearEnv(t)
+		other := testutil.NewApp(t, t.TempDir())
+		served := "postgres://db.example:5432/pb-data"
+		if _, err := control.WriteServerInfo(other.DataDir(), control.ServerInfo{URL: srv.URL, Pid: 1, Database: served}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := (&flags{}).client(context.Background(), other)
+		if err == nil || !strings.Contains(err.Error(), "uses the database "+served) || !strings.Contains(err.Error(), "--postgresUrl") {
+			t.Errorf("%v", err)
+		}
+		info, _ := database.Detect(app)
+		if _, err := control.WriteServerInfo(app.DataDir(), control.ServerInfo{URL: srv.URL, Pid: 1, Database: info.Identity()}); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := (&flags{}).client(context.Background(), app); err != nil || c.Token == "" {
+			t.Errorf("the server's own database: token %q, %v", c.Token, err)
 		}
 	})
 }

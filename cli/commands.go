@@ -29,6 +29,7 @@ import (
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/control"
+	"github.com/processman/processman/database"
 	"github.com/spf13/cobra"
 )
 
@@ -236,10 +237,12 @@ func run(app core.App, f *flags, verb func(ctx context.Context, c *Client, w io.
 // client resolves the server's URL and the credentials.
 func (f *flags) client(ctx context.Context, app core.App) (*Client, error) {
 	c := &Client{URL: firstOf(f.url, os.Getenv("PB_URL"))}
-	if c.URL == "" && app != nil {
-		if info, err := control.ReadServerInfo(app.DataDir()); err == nil && info.URL != "" {
-			c.URL = info.URL
-		}
+	var server control.ServerInfo
+	if app != nil {
+		server, _ = control.ReadServerInfo(app.DataDir())
+	}
+	if c.URL == "" {
+		c.URL = server.URL
 	}
 	if c.URL == "" {
 		c.URL = DefaultURL
@@ -263,8 +266,9 @@ func (f *flags) client(ctx context.Context, app core.App) (*Client, error) {
 		c.Token = token
 		return c, nil
 	}
-	c.Token = localToken(app)
-	return c, nil
+	token, err := localToken(app, c.URL, server.Database)
+	c.Token = token
+	return c, err
 }
 
 // login authenticates a superuser with a password.
@@ -292,21 +296,37 @@ func (c *Client) login(ctx context.Context, email, password string) (string, err
 }
 
 // localToken makes a short-lived token for the first superuser of the
-// app's data dir, or returns "" when there is none.
-func localToken(app core.App) string {
+// app's database, or returns "" when there is none. It fails when that
+// database is not the one of the server at url (serverDatabase, from the
+// server info file), or is a PostgreSQL database without a superuser:
+// both mean the command was run without the server's database settings.
+func localToken(app core.App, url, serverDatabase string) (string, error) {
 	if app == nil || !app.IsBootstrapped() {
-		return ""
+		return "", nil
+	}
+	local, _ := database.Detect(app)
+	if serverDatabase != "" && local.Identity() != serverDatabase {
+		return "", fmt.Errorf("the PocketBase at %s uses the database %s, but this command opened %s: "+
+			"pm reads the superusers of the server's database, so run it with the settings serve had "+
+			"(on a PostgreSQL fork: --postgresUrl or POSTGRES_URL, and POSTGRES_DATA_DB), "+
+			"or pass --token (or PB_TOKEN), or --email and --password", url, serverDatabase, local.Identity())
 	}
 	records, err := app.FindRecordsByFilter(core.CollectionNameSuperusers, "email != {:installer}", "created", 1, 0,
 		dbx.Params{"installer": core.DefaultInstallerEmail})
+	if (err != nil || len(records) == 0) && local.Driver == database.Postgres {
+		return "", fmt.Errorf("no superuser in the PostgreSQL database %s that this command opened: "+
+			"pm reads the superusers of the server's database, so run it with the settings serve had "+
+			"(--postgresUrl or POSTGRES_URL, and POSTGRES_DATA_DB), or pass --token (or PB_TOKEN), "+
+			"or --email and --password", local.Identity())
+	}
 	if err != nil || len(records) == 0 {
-		return ""
+		return "", nil
 	}
 	token, err := records[0].NewStaticAuthToken(localTokenTTL)
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	return token
+	return token, nil
 }
 
 func firstOf(values ...string) string {

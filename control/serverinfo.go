@@ -13,6 +13,10 @@ type ServerInfo struct {
 	URL string `json:"url"`
 	// Pid is PocketBase's process id.
 	Pid int `json:"pid"`
+	// Database names the server's database without credentials
+	// (database.Info.Identity), so that the CLI can tell when it opened
+	// another one, e.g. run without a PostgreSQL fork's settings.
+	Database string `json:"database,omitempty"`
 }
 
 // ServerInfoFile is the path of the server info file for a data dir.

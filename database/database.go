@@ -23,6 +23,7 @@ package database
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -67,6 +68,29 @@ func (i Info) Env() map[string]string {
 		env["PB_DB_PATH"] = i.Path
 	}
 	return env
+}
+
+// Identity names the database without credentials, to compare two
+// apps' databases: sqlite:/srv/pb_data/data.db, or
+// postgres://db:5432/pb-data (no user, password or options).
+func (i Info) Identity() string {
+	switch i.Driver {
+	case SQLite:
+		return "sqlite:" + strings.TrimPrefix(strings.TrimSuffix(i.DSN, "?mode=ro"), "file://")
+	case Postgres:
+		u, err := url.Parse(i.DSN)
+		if err != nil || i.DSN == "" {
+			return "postgres:"
+		}
+		host := u.Hostname()
+		port := u.Port()
+		if port == "" {
+			port = "5432"
+		}
+		return "postgres://" + net.JoinHostPort(host, port) + u.Path
+	default:
+		return i.Driver + ":"
+	}
 }
 
 // Env is Detect(app).Env(), with only PB_DB_DRIVER when the settings

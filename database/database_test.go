@@ -132,3 +132,16 @@ func TestPostgresSettingsFromFlagsAndEnvironment(t *testing.T) {
 		}
 	})
 }
+
+func TestIdentityLeavesOutCredentials(t *testing.T) {
+	for info, want := range map[database.Info]string{
+		{Driver: database.SQLite, DSN: database.SQLiteDSN("/srv/pb_data/data.db")}:               "sqlite:/srv/pb_data/data.db",
+		{Driver: database.Postgres, DSN: "postgres://pb:secret@db:5433/pb-data?sslmode=disable"}: "postgres://db:5433/pb-data",
+		{Driver: database.Postgres, DSN: "postgresql://pb@db/pb-data"}:                           "postgres://db:5432/pb-data",
+		{Driver: database.Postgres}: "postgres:",
+	} {
+		if got := info.Identity(); got != want {
+			t.Errorf("%+v: %s, want %s", info, got, want)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func routeDetail(from, to string) string {
 // by a reload: the process is routed, and only its command, environment,
 // restart and stop policy changed.
 func reloadable(old, next config.Process) bool {
-	if old.Route == "" || old.Disabled || next.Disabled || old.Cron != "" {
+	if old.Route == "" || old.Disabled || next.Disabled || old.Cron != "" || old.Upstream != "" || next.Upstream != "" {
 		return false
 	}
 	strip := func(p config.Process) config.Process {
@@ -169,10 +169,14 @@ func (r *applied) addProcess(proc config.Process) error {
 	var route *routeEnv
 	if proc.Route != "" {
 		var err error
-		if route, err = mountRoute(r.routes, proc); err != nil {
+		if route, err = mountRoute(r.routes, proc, r.logger); err != nil {
 			return err
 		}
 		r.routed[proc.Name] = route
+		if route.upstream != nil {
+			route.watchUpstream(r.processes.checks)
+			return nil // nothing runs here
+		}
 	}
 	if err := r.processes.add(proc, nil, r.env, route); err != nil {
 		if route != nil {
@@ -186,9 +190,13 @@ func (r *applied) addProcess(proc config.Process) error {
 
 // removeProcess stops a process and unmounts its route.
 func (r *applied) removeProcess(ctx context.Context, name string) error {
-	if _, ok := r.routed[name]; ok {
+	if route, ok := r.routed[name]; ok {
 		r.routes.Remove(name)
 		delete(r.routed, name)
+		if route.upstream != nil {
+			route.stopWatch()
+			return nil // nothing runs here
+		}
 	}
 	return r.processes.drop(ctx, name)
 }

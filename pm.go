@@ -73,6 +73,15 @@ func checkConfig(source *processSource, env childEnv, stdout, stderr io.Writer) 
 			continue
 		}
 		full := proc.WithDefaults()
+		if full.Upstream != "" {
+			if _, err := upstreamSecret(full); err != nil {
+				problems++
+				fmt.Fprintf(stderr, "%s: process %q: %v\n", path, proc.Name, err)
+				continue
+			}
+			fmt.Fprintf(stdout, "%-20s upstream %s  (route %s)\n", proc.Name, full.Upstream, full.Route)
+			continue
+		}
 		cmd, err := launch.Resolve(full, os.Environ(), envMap(env.of(proc.Name, 0, 0, checkRoute(full))))
 		if err != nil {
 			problems++

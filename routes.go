@@ -12,6 +12,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/processman/processman/config"
 	"github.com/processman/processman/gateway"
+	"github.com/processman/processman/health"
 	"github.com/processman/processman/supervisor"
 )
 
@@ -25,6 +26,10 @@ type routeEnv struct {
 	// instances are the supervisors of the instances, set as they are
 	// added (after the route is mounted, before anything asks).
 	instances []atomic.Pointer[supervisor.Process]
+	// upstream watches the service of an upstream route (no instances);
+	// stopWatch ends it.
+	upstream  *health.Upstream
+	stopWatch context.CancelFunc
 }
 
 // slots is how many places to listen each instance has: the current
@@ -61,20 +66,25 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, procs []config.Proc
 				"choose another prefix, or remove the other route")
 			continue
 		}
-		route, backends, err := prepareRoute(routes, proc)
+		route, backends, err := prepareRoute(routes, proc, logger)
 		if err != nil {
 			fail(i, proc, err.Error(), "")
 			continue
 		}
-		route.proxy = routes.Add(e.Router, gatewayRoute(proc), backends...)
+		route.proxy = routes.Add(e.Router, gatewayRoute(proc, route), backends...)
 		routed[proc.Name] = route
 	}
 	return routed, failed
 }
 
 // prepareRoute picks where the copies of proc (with defaults) listen and
-// returns its routeEnv, without a proxy yet, and the gateway's backends.
-func prepareRoute(routes *gateway.Routes, proc config.Process) (*routeEnv, []gateway.Backend, error) {
+// returns its routeEnv, without a proxy yet, and the gateway's backends;
+// for an upstream entry, the one backend of the service elsewhere.
+func prepareRoute(routes *gateway.Routes, proc config.Process, logger *slog.Logger) (*routeEnv, []gateway.Backend, error) {
+	if proc.Upstream != "" {
+		route, backend, err := upstreamRoute(proc, logger)
+		return route, []gateway.Backend{backend}, err
+	}
 	route := &routeEnv{prefix: proc.Route, secret: routes.Secret(),
 		targets: make([][slots]gateway.Target, proc.Instances), instances: make([]atomic.Pointer[supervisor.Process], proc.Instances)}
 	backends, err := route.listen(routes, proc)
@@ -83,8 +93,8 @@ func prepareRoute(routes *gateway.Routes, proc config.Process) (*routeEnv, []gat
 
 // gatewayRoute is the gateway's view of the route of proc (with
 // defaults).
-func gatewayRoute(proc config.Process) gateway.Route {
-	return gateway.Route{
+func gatewayRoute(proc config.Process, route *routeEnv) gateway.Route {
+	r := gateway.Route{
 		Process:         proc.Name,
 		Prefix:          proc.Route,
 		Authorize:       authorizer(proc.Auth),
@@ -92,19 +102,23 @@ func gatewayRoute(proc config.Process) gateway.Route {
 		BodyLimit:       int64(proc.BodyLimitMB) << 20,
 		ResponseTimeout: proc.ResponseTimeout.Std(),
 	}
+	if route.upstream != nil {
+		r.Secret = route.secret
+	}
+	return r
 }
 
 // mountRoute mounts the route of proc while PocketBase serves (apply).
-func mountRoute(routes *gateway.Routes, proc config.Process) (*routeEnv, error) {
+func mountRoute(routes *gateway.Routes, proc config.Process, logger *slog.Logger) (*routeEnv, error) {
 	proc = proc.WithDefaults()
 	if taken := routes.Free(proc.Route); taken != "" {
 		return nil, fmt.Errorf("route %q is taken: PocketBase's router already has %s (from pb_hooks or Go code)", proc.Route, taken)
 	}
-	route, backends, err := prepareRoute(routes, proc)
+	route, backends, err := prepareRoute(routes, proc, logger)
 	if err != nil {
 		return nil, err
 	}
-	route.proxy = routes.Mount(gatewayRoute(proc), backends...)
+	route.proxy = routes.Mount(gatewayRoute(proc, route), backends...)
 	return route, nil
 }
 

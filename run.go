@@ -142,6 +142,11 @@ func (r *run) start(e *core.ServeEvent) {
 		}
 		seen[proc.Name] = true
 		route := r.routed[proc.Name]
+		if route != nil && route.upstream != nil {
+			route.watchUpstream(r.processes.checks)
+			r.processes.terminal.say("%s: route %s forwards to %s", proc.Name, proc.Route, proc.Upstream)
+			continue // nothing runs here
+		}
 		if err := r.processes.add(proc, r.errs.ForIndex(i), env, route); err != nil {
 			r.logger.Error("processman: cannot add process", "process", proc.Name, "error", err.Error())
 			fmt.Fprintln(os.Stderr, err)

@@ -1226,8 +1226,8 @@ func TestSchemaMatchesProcessStruct(t *testing.T) {
 			t.Errorf("schema property %q has no description", name)
 		}
 	}
-	if !slices.Equal(slices.Sorted(slices.Values(required)), []string{"name", "script"}) {
-		t.Errorf("required = %v, want [name script]", required)
+	if !slices.Equal(required, []string{"name"}) {
+		t.Errorf("required = %v, want [name] (script is required unless upstream is set)", required)
 	}
 
 	// The schema's type of each property fits the Go type.

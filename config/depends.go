@@ -132,6 +132,9 @@ func CheckDependencies(processes []Process, file string) Errors {
 			case processes[j].Disabled:
 				add(field, fmt.Sprintf("depends on %q, which is disabled, so %q would never start", dep.Name, p.Name),
 					"enable "+quote(dep.Name)+" (remove \"disabled\"), or remove it from depends_on")
+			case processes[j].Upstream != "":
+				add(field, fmt.Sprintf("depends on %q, which is an upstream route, not a process processman starts", dep.Name),
+					"remove it from depends_on; a process that needs the service can wait for it itself")
 			case processes[j].Cron != "":
 				add(field, fmt.Sprintf("depends on %q, which runs on a cron schedule", dep.Name),
 					"a scheduled process has no start for others to wait for; remove it from depends_on")

@@ -233,9 +233,10 @@ func Check(processes []Process, file string) Errors {
 				seen[p.Name] = i
 			}
 		}
-		if strings.TrimSpace(p.Script) == "" && file == "" {
+		if strings.TrimSpace(p.Script) == "" && p.Upstream == "" && file == "" {
 			add("script", "missing script", fieldHint("script"))
 		}
+		checkUpstream(p, add)
 		if p.Cwd != "" {
 			if st, err := os.Stat(p.Cwd); err != nil {
 				add("cwd", fmt.Sprintf("directory %s does not exist", p.Cwd), "create it or fix the path (relative paths start from the config file's directory)")

@@ -202,6 +202,18 @@ type Process struct {
 	// PocketBase forwards requests to the process. Empty: not exposed.
 	Route string `json:"route,omitempty"`
 
+	// Upstream, instead of Script, is a service processman does not
+	// start: "http://host:port" or "unix:/path". The route forwards to
+	// it as to a process of its own (auth, identity signing, streaming,
+	// health gating, logs). It needs Route and GatewaySecretEnv.
+	Upstream string `json:"upstream,omitempty"`
+
+	// GatewaySecretEnv names the variable (in Env, EnvFile or
+	// PocketBase's environment) whose value signs the identity proofs of
+	// an Upstream route: the service verifies them with the same value
+	// as its PB_GATEWAY_SECRET. At least 32 characters; never logged.
+	GatewaySecretEnv string `json:"gateway_secret_env,omitempty"`
+
 	// Listen is how a routed process listens: ListenUnix (default) on the
 	// socket in PB_SOCKET, or ListenTCP on the loopback port in PORT.
 	Listen string `json:"listen,omitempty"`

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +85,10 @@ type Route struct {
 	BodyLimit int64
 	// ResponseTimeout bounds the wait for response headers; 0 means none.
 	ResponseTimeout time.Duration
+	// Secret, if set, signs this route's identities instead of the
+	// per-boot secret: a route to a service that runs elsewhere shares
+	// a secret of its own with it.
+	Secret string
 }
 
 // NewRoutes makes the routes of one serve, with a new secret.
@@ -174,7 +179,7 @@ func (rs *Routes) newProxy(route Route, backends []Backend) *Proxy {
 		Backends:        backends,
 		Authorize:       route.Authorize,
 		LogRequest:      route.LogRequest,
-		Secret:          rs.secret,
+		Secret:          cmp.Or(route.Secret, rs.secret),
 		Hold:            rs.hold,
 		Logger:          rs.logger,
 		BodyLimit:       route.BodyLimit,

@@ -195,7 +195,9 @@ def sign_up(pb: Fork) -> tuple[str, str]:
     """A new user in users, signed in on pb: (token, id)."""
     email = f"u{uuid.uuid4().hex[:8]}@example.com"
     status, body = h.http_request(
-        "POST", pb.url + "/api/collections/users/records", body={"email": email, "password": "1234567890", "passwordConfirm": "1234567890"}
+        "POST",
+        pb.url + "/api/collections/users/records",
+        body={"email": email, "password": "1234567890", "passwordConfirm": "1234567890"},
     )
     assert status == 200, f"sign up: {status} {body}"
     status, auth = h.http_request(

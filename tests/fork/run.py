@@ -41,7 +41,9 @@ def step(title: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> 
 
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1]:
-        raise SystemExit("usage: run.py FORK_SRC (a fork's source directory or .tar.gz), e.g. make test-fork FORK_SRC=../pocketbase-postgres")
+        raise SystemExit(
+            "usage: run.py FORK_SRC (a fork's source directory or .tar.gz), e.g. make test-fork FORK_SRC=../pocketbase-postgres"
+        )
     source = Path(sys.argv[1])
     env = dict(os.environ)
     step("go.mod against the fork", [sys.executable, str(HERE / "modfile.py"), str(source), str(OUT)], env)
@@ -55,10 +57,18 @@ def main() -> None:
         binary = OUT / "pocketbase"
         version = (ROOT / "VERSION").read_text().strip()
         ldflags = f"-X main.version={version} -X main.commit=fork"
-        step("the ready binary", ["go", "build", modfile, "-ldflags", ldflags, "-o", str(binary), "./cmd/pocketbase"], env)
+        step(
+            "the ready binary",
+            ["go", "build", modfile, "-ldflags", ldflags, "-o", str(binary), "./cmd/pocketbase"],
+            env,
+        )
         env["FORK_PB_BIN"] = str(binary)
         step("end-to-end on the fork", [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "tests/fork"], env)
-        step("Python SDK on PostgreSQL", [str(ROOT / "sdk/python/.venv/bin/pytest"), "-q", "sdk/python/tests/test_db.py"], env)
+        step(
+            "Python SDK on PostgreSQL",
+            [str(ROOT / "sdk/python/.venv/bin/pytest"), "-q", "sdk/python/tests/test_db.py"],
+            env,
+        )
         step("Node SDK on PostgreSQL", ["node", "--test", "test/db.test.js"], env, cwd=ROOT / "sdk" / "node")
     finally:
         postgres.stop(server)

@@ -22,8 +22,24 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def sidecars(tag: str, replica: str = "") -> list[dict]:
     env = {"FORK_TEST_TAG": tag, "REPLICA": replica}
     return [
-        {"name": "py", "script": str(PYTHON_SDK), "args": [f"{FIXTURES}/py_sidecar.py"], "cwd": "app", "route": "/api/py", "auth": "user", "env": env},
-        {"name": "node", "script": "node", "args": [f"{FIXTURES}/node_sidecar.mjs"], "cwd": "app", "route": "/api/node", "auth": "user", "env": env},
+        {
+            "name": "py",
+            "script": str(PYTHON_SDK),
+            "args": [f"{FIXTURES}/py_sidecar.py"],
+            "cwd": "app",
+            "route": "/api/py",
+            "auth": "user",
+            "env": env,
+        },
+        {
+            "name": "node",
+            "script": "node",
+            "args": [f"{FIXTURES}/node_sidecar.mjs"],
+            "cwd": "app",
+            "route": "/api/node",
+            "auth": "user",
+            "env": env,
+        },
     ]
 
 
@@ -47,7 +63,12 @@ def test_children_on_postgres(fork, settings: str) -> None:
     wait_ready(pb, "py", "node")
     create_notes(pb)
     token, uid = sign_up(pb)
-    status, note = h.http_request("POST", pb.url + "/api/collections/notes/records", body={"text": f"note {tag}", "owner": uid}, headers={"Authorization": token})
+    status, note = h.http_request(
+        "POST",
+        pb.url + "/api/collections/notes/records",
+        body={"text": f"note {tag}", "owner": uid},
+        headers={"Authorization": token},
+    )
     assert status == 200, note
 
     for name in ("py", "node"):
@@ -76,10 +97,13 @@ def test_children_on_postgres(fork, settings: str) -> None:
     def logged() -> list:
         with psycopg.connect(pb.aux_url()) as db:
             return db.execute(
-                "SELECT data->>'process', message FROM _logs WHERE message LIKE %s ORDER BY created", (f"%started {tag}%",)
+                "SELECT data->>'process', message FROM _logs WHERE message LIKE %s ORDER BY created",
+                (f"%started {tag}%",),
             ).fetchall()
 
-    rows = h.wait_until(lambda: len(logged()) >= 2 and logged(), 40, lambda: f"no output in _logs\n{pb.logs()}", interval=1)
+    rows = h.wait_until(
+        lambda: len(logged()) >= 2 and logged(), 40, lambda: f"no output in _logs\n{pb.logs()}", interval=1
+    )
     assert {r[0] for r in rows} == {"py", "node"}, rows
 
     # pm list with the server's database settings

@@ -130,7 +130,7 @@ test-dist: dist
 # ../shared/forks), on a PostgreSQL 17 from npm that the target starts and
 # stops (docs/forks.md).
 FORK_SRC ?= $(firstword $(wildcard ../shared/forks/*.tar.gz))
-test-fork: $(VENV)/.installed sdk/python/.venv/.installed sdk/node/node_modules/.installed
+test-fork: $(VENV)/.installed sdk/python/.venv/.installed sdk/node/node_modules/.installed $(AGNO)/.venv/.installed
 	@[ -n "$(FORK_SRC)" ] || { echo "test-fork: no fork source: give FORK_SRC=<dir or .tar.gz>"; exit 2; }
 	$(PYTHON) tests/fork/run.py $(FORK_SRC)
 

@@ -205,3 +205,15 @@ def sign_up(pb: Fork) -> tuple[str, str]:
     )
     assert status == 200, f"sign in: {status} {auth}"
     return auth["token"], auth["record"]["id"]
+
+
+def create_note(pb: Fork, token: str, owner: str, text: str) -> dict[str, Any]:
+    """A note created through pb's API as the user of token."""
+    status, note = h.http_request(
+        "POST",
+        pb.url + "/api/collections/notes/records",
+        body={"text": text, "owner": owner},
+        headers={"Authorization": token},
+    )
+    assert status == 200, note
+    return note

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PYTHON_SDK, Fork, create_notes, sign_up
+from conftest import PYTHON_SDK, Fork, create_note, create_notes, sign_up
 
 import e2e_helpers as h
 
@@ -63,13 +63,7 @@ def test_children_on_postgres(fork, settings: str) -> None:
     wait_ready(pb, "py", "node")
     create_notes(pb)
     token, uid = sign_up(pb)
-    status, note = h.http_request(
-        "POST",
-        pb.url + "/api/collections/notes/records",
-        body={"text": f"note {tag}", "owner": uid},
-        headers={"Authorization": token},
-    )
-    assert status == 200, note
+    note = create_note(pb, token, uid, f"note {tag}")
 
     for name in ("py", "node"):
         # the gateway: a routed request as the signed-in user

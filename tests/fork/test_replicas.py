@@ -15,7 +15,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from conftest import create_notes, sign_up
+from conftest import create_note, create_notes, sign_up
 from test_fork import sidecars, wait_ready
 
 import e2e_helpers as h
@@ -88,13 +88,7 @@ def replicas_serve(one, two, tag: str, shared: str) -> None:
         wait_ready(pb, "py", "node")
     create_notes(one)
     token, uid = sign_up(one)  # signed in on replica 1 only
-    status, note = h.http_request(
-        "POST",
-        two.url + "/api/collections/notes/records",
-        body={"text": f"via two {tag}", "owner": uid},
-        headers={"Authorization": token},
-    )
-    assert status == 200, note
+    note = create_note(two, token, uid, f"via two {tag}")
 
     # each replica has its own sidecars and its own gateway secret
     replica_secrets = {

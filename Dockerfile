@@ -20,10 +20,8 @@
 
 # ---------------------------------------------------------------------------
 # The binary. PocketBase uses a pure-Go SQLite driver, so CGO is off and the
-# result runs on any Linux base image. The Go image's minor version is the
-# go line of go.mod (PocketBase v0.40 needs Go 1.27): the image sets
-# GOTOOLCHAIN=local, so it does not fetch a newer Go by itself.
-FROM golang:1.27 AS build
+# result runs on any Linux base image.
+FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \

@@ -82,8 +82,8 @@ func mountRoutes(e *core.ServeEvent, routes *gateway.Routes, procs []config.Proc
 // for an upstream entry, the one backend of the service elsewhere.
 func prepareRoute(routes *gateway.Routes, proc config.Process, logger *slog.Logger) (*routeEnv, []gateway.Backend, error) {
 	if proc.Upstream != "" {
-		route, backend, err := upstreamRoute(proc, logger)
-		return route, []gateway.Backend{backend}, err
+		secret, backend, watcher, err := upstreamBackend(proc, logger)
+		return &routeEnv{prefix: proc.Route, secret: secret, upstream: watcher}, []gateway.Backend{backend}, err
 	}
 	route := &routeEnv{prefix: proc.Route, secret: routes.Secret(),
 		targets: make([][slots]gateway.Target, proc.Instances), instances: make([]atomic.Pointer[supervisor.Process], proc.Instances)}
@@ -149,6 +149,13 @@ func (r *routeEnv) serving(instance, slot int) func() (string, bool) {
 		}
 		return "unknown", false
 	}
+}
+
+// watchUpstream runs the health watcher of an upstream route until its
+// route is removed or the run ends.
+func (r *routeEnv) watchUpstream(ctx context.Context) {
+	ctx, r.stopWatch = context.WithCancel(ctx)
+	go r.upstream.Run(ctx)
 }
 
 // drain waits until the slot of instance has no request in flight.

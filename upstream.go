@@ -1,7 +1,6 @@
 package processman
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,23 +11,22 @@ import (
 	"github.com/processman/processman/launch"
 )
 
-// upstreamRoute prepares the route of an upstream entry (proc with
+// upstreamBackend prepares the route of an upstream entry (proc with
 // defaults): a service that runs elsewhere, behind one backend that its
-// health watcher takes in and out of service. It returns the route's
-// routeEnv, without a proxy yet, and the backend; start runs the watcher.
-func upstreamRoute(proc config.Process, logger *slog.Logger) (*routeEnv, gateway.Backend, error) {
+// health watcher takes in and out of service. It returns the secret the
+// route signs with, the backend and the watcher, which is not running yet.
+func upstreamBackend(proc config.Process, logger *slog.Logger) (string, gateway.Backend, *health.Upstream, error) {
 	secret, err := upstreamSecret(proc)
 	if err != nil {
-		return nil, gateway.Backend{}, err
+		return "", gateway.Backend{}, nil, err
 	}
 	network, address, err := config.UpstreamTarget(proc.Upstream)
 	if err != nil {
-		return nil, gateway.Backend{}, err
+		return "", gateway.Backend{}, nil, err
 	}
 	target := gateway.Target{Network: network, Address: address}
 	watcher := &health.Upstream{Name: proc.Name, Target: target, Config: proc.Health, Secret: secret, Logger: logger}
-	route := &routeEnv{prefix: proc.Route, secret: secret, upstream: watcher}
-	return route, gateway.Backend{Target: target, Status: watcher.Status}, nil
+	return secret, gateway.Backend{Target: target, Status: watcher.Status}, watcher, nil
 }
 
 // upstreamSecret is the value of the entry's gateway_secret_env, from
@@ -47,11 +45,4 @@ func upstreamSecret(proc config.Process) (string, error) {
 		return "", fmt.Errorf("gateway_secret_env: %s has %d characters, fewer than %d; use a longer secret (e.g. openssl rand -hex 32)", name, len(secret), config.MinGatewaySecret)
 	}
 	return secret, nil
-}
-
-// watchUpstream runs the health watcher of an upstream route until its
-// route is removed or the run ends.
-func (r *routeEnv) watchUpstream(ctx context.Context) {
-	ctx, r.stopWatch = context.WithCancel(ctx)
-	go r.upstream.Run(ctx)
 }

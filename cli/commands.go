@@ -305,7 +305,9 @@ func localToken(app core.App, url, serverDatabase string) (string, error) {
 		return "", nil
 	}
 	local, _ := database.Detect(app)
-	if serverDatabase != "" && local.Identity() != serverDatabase {
+	// An SQLite file is found through the same pb_data as the server info
+	// file, so only a database server can be another one than serve's.
+	if local.Driver != database.SQLite && serverDatabase != "" && local.Identity() != serverDatabase {
 		return "", fmt.Errorf("the PocketBase at %s uses the database %s, but this command opened %s: "+
 			"pm reads the superusers of the server's database, so run it with the settings serve had "+
 			"(on a PostgreSQL fork: --postgresUrl or POSTGRES_URL, and POSTGRES_DATA_DB), "+

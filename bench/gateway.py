@@ -9,6 +9,8 @@ reached, on this machine and in one run:
   gateway           wrk -> PocketBase route /api/up -> the sidecar's Unix socket;
   gateway-tcp       the same with "listen": "tcp";
   gateway-3         as gateway, with "instances": 3 behind the balancer;
+  gateway-upstream  PocketBase route -> an "upstream" route to the harness's
+                    own TCP upstream (a service processman does not start);
   gateway-nolog     as gateway, with PocketBase's logs off (logs.maxDays 0);
   gateway-alt       as gateway, served by another binary (--alt-binary), for A/B.
 
@@ -62,6 +64,7 @@ VARIANTS = {
     "gateway": "gateway → unix",
     "gateway-tcp": "gateway → TCP",
     "gateway-3": "gateway → unix, 3 instances",
+    "gateway-upstream": "gateway → TCP, upstream route",
     "gateway-nolog": "gateway → unix, PocketBase logs off",
     "gateway-alt": "gateway → unix, --alt-binary",  # only with --alt-binary
 }
@@ -195,8 +198,9 @@ class Gateway(Manager):
 
     label = "gateway"
 
-    def __init__(self, workdir, binary, listen="unix", request_log=True, instances=1):
+    def __init__(self, workdir, binary, listen="unix", request_log=True, instances=1, upstream_port=None):
         super().__init__(workdir)
+        self.upstream_port = upstream_port  # an upstream route to this port instead of a sidecar
         self.binary = Path(binary)
         self.listen = listen
         self.instances = instances
@@ -211,6 +215,9 @@ class Gateway(Manager):
             process["listen"] = "tcp"
         if self.instances > 1:
             process["instances"] = self.instances
+        if self.upstream_port:
+            process = {"name": "up", "upstream": f"http://127.0.0.1:{self.upstream_port}", "route": ROUTE,
+                       "auth": "public", "gateway_secret_env": "BENCH_SECRET", "env": {"BENCH_SECRET": "b" * 64}}
         (self.workdir / "pb_processes.json").write_text(json.dumps({"processes": [process]}, indent=2))
         out = self.workdir / "pocketbase.out"
         if not self.request_log:
@@ -600,7 +607,7 @@ def versions(binary, repo):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--paths", default="direct,nginx,caddy,gateway,gateway-3,gateway-tcp,gateway-nolog",
+    parser.add_argument("--paths", default="direct,nginx,caddy,gateway,gateway-3,gateway-tcp,gateway-upstream,gateway-nolog",
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
     parser.add_argument("--repo", type=Path, default=DEFAULT_REPO)
     parser.add_argument("--binary", type=Path, help="processman binary (default REPO/bin/pocketbase)")
@@ -625,7 +632,8 @@ def parse_args():
 def start_paths(args, root, stack, keys, binary):
     """Start every server the chosen paths need; return {key: Endpoint}."""
     paths = {}
-    if {"direct", "nginx", "caddy"} & set(keys):
+    upstream = None
+    if {"direct", "nginx", "caddy", "gateway-upstream"} & set(keys):
         upstream = Upstream(root / "upstream")
         stack.callback(upstream.stop)
         step(f"starting upstream on 127.0.0.1:{upstream.port}")
@@ -652,15 +660,20 @@ def start_paths(args, root, stack, keys, binary):
     gateways = {"gateway": ("unix", True, binary, 1), "gateway-tcp": ("tcp", True, binary, 1),
                 "gateway-3": ("unix", True, binary, 3),
                 "gateway-nolog": ("unix", False, binary, 1), "gateway-alt": ("unix", True, args.alt_binary, 1)}
+    if "gateway-upstream" in keys:
+        gateways["gateway-upstream"] = ("tcp", True, binary, 1)
     for key, (listen, request_log, key_binary, instances) in gateways.items():
         if key not in keys:
             continue
-        gateway = Gateway(root / key, key_binary, listen=listen, request_log=request_log, instances=instances)
+        elsewhere = upstream.port if key == "gateway-upstream" else None
+        gateway = Gateway(root / key, key_binary, listen=listen, request_log=request_log, instances=instances,
+                          upstream_port=elsewhere)
         stack.callback(gateway.stop)
         step(f"starting PocketBase on 127.0.0.1:{gateway.port} ({VARIANTS[key]})")
         gateway.start()
         paths[key] = Endpoint(key, f"http://127.0.0.1:{gateway.port}{ROUTE}",
-                           proxy_pids=gateway.manager_pids, upstream_pids=gateway.upstream_pids,
+                           proxy_pids=gateway.manager_pids,
+                           upstream_pids=upstream.manager_pids if elsewhere else gateway.upstream_pids,
                            server=gateway)
     return paths
 

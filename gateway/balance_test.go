@@ -195,3 +195,56 @@ func TestClientCallsCountInFlight(t *testing.T) {
 		t.Errorf("%d in flight after the body", n)
 	}
 }
+
+// A copy that fails before answering (here: it closes every connection it
+// accepts, as a killed process does) costs no request that can be sent
+// again: it goes once to another ready copy. A request with a body is
+// not sent twice.
+func TestRequestsGoToAnotherCopyWhenOneFailsBeforeAnswering(t *testing.T) {
+	instances := startInstances(t, 0, 0)
+	var dropped atomic.Int32
+	broken := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dropped.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	instances[0].server = broken
+	f := balancedFront(t, instances)
+	for i := range 20 {
+		resp, err := http.Get(f.URL + "/api/side/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "1" {
+			t.Fatalf("GET %d: %d %q, want 200 from copy 1", i, resp.StatusCode, body)
+		}
+	}
+	if dropped.Load() == 0 {
+		t.Fatal("the broken copy got no request: nothing was retried")
+	}
+	before, failed := dropped.Load(), int32(0)
+	for range 10 {
+		resp, err := http.Post(f.URL+"/api/side/x", "text/plain", strings.NewReader("once"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusBadGateway:
+			failed++
+		case 200:
+		default:
+			t.Errorf("POST: %d", resp.StatusCode)
+		}
+	}
+	if reached := dropped.Load() - before; reached == 0 || failed != reached {
+		t.Errorf("%d POSTs reached the broken copy and %d failed: a POST must fail there, not be sent again", reached, failed)
+	}
+	if served := instances[1].served.Load(); served < 20 {
+		t.Errorf("copy 1 answered %d requests, want every GET", served)
+	}
+}

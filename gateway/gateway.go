@@ -205,6 +205,25 @@ func (p *Proxy) pick() (*backend, bool) {
 	return p.backends[0], false
 }
 
+// pickOther is pick without the backend not: a ready copy, counted, or
+// nil when there is no other.
+func (p *Proxy) pickOther(not *backend) *backend {
+	var best *backend
+	for _, b := range p.backends {
+		if b == not || !b.ready() {
+			continue
+		}
+		if best == nil || b.active.Load() < best.active.Load() {
+			best = b
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	best.active.Add(1)
+	return best
+}
+
 // done releases a request that pick counted.
 func (b *backend) done() { b.active.Add(-1) }
 
@@ -393,10 +412,35 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, b *backend, id ide
 		p.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, pr)))
 		return pr.failure
 	}
-	if err := p.forward(w, r, b, id); err != nil {
+	err := p.forward(w, r, b, id)
+	if err != nil && p.elsewhere(r, err) {
+		// The copy failed before any answer (killed, crashed, closed the
+		// connection): a request that can be sent again goes once to
+		// another ready copy, as nginx's proxy_next_upstream does.
+		if other := p.pickOther(b); other != nil {
+			defer other.done()
+			b, err = other, p.forward(w, r, other, id)
+		}
+	}
+	if err != nil {
 		return p.answerError(w, r, b, err)
 	}
 	return nil
+}
+
+// elsewhere reports whether a request that failed with err, before any
+// byte of an answer, may be sent to another copy: the route has more
+// than one, the request has no body and an idempotent method, and the
+// failure was the copy's connection, not a timeout or the client.
+func (p *Proxy) elsewhere(r *http.Request, err error) bool {
+	if len(p.backends) < 2 || r.Context().Err() != nil || !replayable(r) {
+		return false
+	}
+	if r.ContentLength != 0 || (r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0) {
+		return false
+	}
+	return !isTimeout(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.As(err, new(*http.MaxBytesError)) && !errors.As(err, new(clientBodyError))
 }
 
 // liftServerTimeouts clears the read and/or write deadline that
